@@ -1,0 +1,71 @@
+/** A client registered with the authorization server. */
+export interface ClientConfig {
+  clientId: string;
+  /** Required unless `tokenEndpointAuthMethod` is `'none'`. */
+  clientSecret?: string;
+  tokenEndpointAuthMethod: 'client_secret_basic' | 'client_secret_post' | 'none';
+  grantTypes: ('client_credentials' | 'authorization_code' | 'refresh_token')[];
+  /**
+   * Exact redirect URIs for an `authorization_code` client. When omitted (or empty) the client accepts ANY
+   * loopback redirect URI: `http://127.0.0.1:<any port>/<any path>` or `http://localhost:<any port>/<any path>`
+   * (no fragment). That is how the samples, which listen on random ports, are served.
+   */
+  redirectUris?: string[];
+  /** Space-separated scopes the client may ask for. */
+  scope: string;
+}
+
+/** Scopes that belong to OpenID Connect itself, not to the protected API. */
+export const OIDC_SCOPES: ReadonlySet<string> = new Set(['openid', 'offline_access']);
+
+export const DEFAULT_CLIENTS: ClientConfig[] = [
+  {
+    clientId: 'service-basic',
+    clientSecret: 'service-basic-secret',
+    tokenEndpointAuthMethod: 'client_secret_basic',
+    grantTypes: ['client_credentials'],
+    scope: 'api:read api:write',
+  },
+  {
+    clientId: 'service-post',
+    clientSecret: 'service-post-secret',
+    tokenEndpointAuthMethod: 'client_secret_post',
+    grantTypes: ['client_credentials'],
+    scope: 'api:read',
+  },
+  {
+    clientId: 'web-app',
+    clientSecret: 'web-app-secret',
+    tokenEndpointAuthMethod: 'client_secret_post',
+    grantTypes: ['authorization_code', 'refresh_token'],
+    // No redirectUris: any http://127.0.0.1:<port>/... or http://localhost:<port>/... is accepted.
+    scope: 'openid offline_access api:read',
+  },
+  {
+    clientId: 'public-app',
+    tokenEndpointAuthMethod: 'none',
+    grantTypes: ['authorization_code', 'refresh_token'],
+    // Public client: PKCE (S256) is required. Any loopback redirect URI is accepted.
+    scope: 'openid offline_access api:read',
+  },
+];
+
+/** True when the client accepts any loopback redirect URI (see {@link ClientConfig.redirectUris}). */
+export function acceptsAnyLoopbackRedirect(client: ClientConfig): boolean {
+  return client.grantTypes.includes('authorization_code') && !client.redirectUris?.length;
+}
+
+/** `http://127.0.0.1:<port>/...` or `http://localhost:<port>/...`, without fragment or credentials. */
+export function isLoopbackRedirectUri(value: unknown): boolean {
+  if (typeof value !== 'string') return false;
+  const url = URL.parse(value);
+  if (url?.protocol !== 'http:') return false;
+  if (url.hostname !== '127.0.0.1' && url.hostname !== 'localhost') return false;
+  if (url.username || url.password || value.includes('#')) return false;
+  return true;
+}
+
+/** The API scopes of a client: its scope minus the OpenID Connect ones. */
+export function apiScopesOf(client: ClientConfig): string[] {
+  return client.scope.split(' ').filter((scope) => scope && !OIDC_SCOPES.has(scope));
+}

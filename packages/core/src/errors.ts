@@ -1,0 +1,121 @@
+import { redact } from './redact.js';
+
+/** Stable error codes: match on `error.code`, never on the message. */
+export const ErrorCode = {
+  TokenEndpoint: 'KEYFOB_TOKEN_ENDPOINT',
+  TokenEndpointNetwork: 'KEYFOB_TOKEN_ENDPOINT_NETWORK',
+  TokenEndpointTimeout: 'KEYFOB_TOKEN_ENDPOINT_TIMEOUT',
+  TokenEndpointRedirect: 'KEYFOB_TOKEN_ENDPOINT_REDIRECT',
+  TokenResponse: 'KEYFOB_TOKEN_RESPONSE',
+  Configuration: 'KEYFOB_CONFIGURATION',
+  LoginRequired: 'KEYFOB_LOGIN_REQUIRED',
+  Aborted: 'KEYFOB_ABORTED',
+  Closed: 'KEYFOB_CLOSED',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export interface KeyfobErrorOptions {
+  code?: ErrorCode;
+  hint?: string;
+  cause?: unknown;
+}
+
+/**
+ * Base class of every error keyfob throws. `message` says what happened, `hint` what to check.
+ * Messages are redacted when built; `toJSON` and `util.inspect` print only safe fields.
+ */
+export class KeyfobError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+
+  constructor(message: string, options: KeyfobErrorOptions = {}) {
+    const msg = redact(options.hint ? `${message} ${options.hint}` : message);
+    super(msg, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = options.code ?? ErrorCode.Configuration;
+    this.hint = options.hint === undefined ? undefined : redact(options.hint);
+  }
+
+  toJSON(): Record<string, unknown> {
+    const out: Record<string, unknown> = { name: this.name, code: this.code, message: this.message };
+    for (const [k, v] of Object.entries(this)) {
+      if (k === 'cause' || v === undefined) continue;
+      out[k] = typeof v === 'string' ? redact(v) : v;
+    }
+    return out;
+  }
+}
+
+export interface TokenEndpointErrorOptions extends KeyfobErrorOptions {
+  status?: number;
+  error?: string;
+  errorDescription?: string;
+  tokenUrl?: string;
+  retryAfterMs?: number;
+  attempts?: number;
+}
+
+/**
+ * The token endpoint answered with an error status, could not be reached, timed out or redirected.
+ * `status` is undefined for network errors and timeouts.
+ */
+export class TokenEndpointError extends KeyfobError {
+  /** HTTP status, or undefined when no response arrived. */
+  readonly status: number | undefined;
+  /** OAuth 2 `error` code from the response body (RFC 6749 5.2), e.g. `invalid_client`. */
+  readonly error: string | undefined;
+  /** OAuth 2 `error_description`, redacted. */
+  readonly errorDescription: string | undefined;
+  /** Token endpoint URL without query string or credentials. */
+  readonly tokenUrl: string | undefined;
+  /** Delay the server asked for (Retry-After), in ms. */
+  readonly retryAfterMs: number | undefined;
+  /** How many requests were made before giving up. */
+  readonly attempts: number | undefined;
+
+  constructor(message: string, options: TokenEndpointErrorOptions = {}) {
+    super(message, {
+      code: options.code ?? ErrorCode.TokenEndpoint,
+      hint: options.hint,
+      cause: options.cause,
+    });
+    this.status = options.status;
+    this.error = options.error === undefined ? undefined : redact(options.error);
+    this.errorDescription =
+      options.errorDescription === undefined ? undefined : redact(options.errorDescription);
+    this.tokenUrl = options.tokenUrl;
+    this.retryAfterMs = options.retryAfterMs;
+    this.attempts = options.attempts;
+  }
+}
+
+/** The token endpoint answered 2xx but the body is not a usable token response. */
+export class TokenResponseError extends KeyfobError {
+  readonly status: number | undefined;
+  readonly tokenUrl: string | undefined;
+  constructor(message: string, options: KeyfobErrorOptions & { status?: number; tokenUrl?: string } = {}) {
+    super(message, { code: ErrorCode.TokenResponse, hint: options.hint, cause: options.cause });
+    this.status = options.status;
+    this.tokenUrl = options.tokenUrl;
+  }
+}
+
+/** Options that cannot work, reported when the object is built, not at the first request. */
+export class ConfigurationError extends KeyfobError {
+  constructor(message: string, options: KeyfobErrorOptions = {}) {
+    super(message, { ...options, code: ErrorCode.Configuration });
+  }
+}
+
+/** No token set is stored for this subject (or it can no longer be refreshed): the user must log in. */
+export class LoginRequiredError extends KeyfobError {
+  readonly subject: string | undefined;
+  constructor(message: string, options: KeyfobErrorOptions & { subject?: string } = {}) {
+    super(message, { ...options, code: ErrorCode.LoginRequired });
+    this.subject = options.subject;
+  }
+}
+
+export function isKeyfobError(value: unknown): value is KeyfobError {
+  return value instanceof KeyfobError;
+}

@@ -1,0 +1,200 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { ConfigurationError, LoginRequiredError } from '../errors.js';
+import type { AccessToken } from '../types.js';
+import { hostOf } from './binding.js';
+import { buildRequest, type Grant, grantInspect } from './grant.js';
+
+export interface AuthorizationCodeOptions {
+  clientId: string;
+  /** Omit for a public client (PKCE only). */
+  clientSecret?: string;
+  /** Must match the one registered with the provider and the one used in the authorization request. */
+  redirectUri: string;
+  /** The provider's authorization endpoint. */
+  authorizeUrl: string;
+  /** Default scope of the authorization request. */
+  scope?: string;
+  /** PKCE S256 (RFC 7636). Defaults to `true`; turn off only for providers that reject `code_challenge`. */
+  pkce?: boolean;
+  /**
+   * How client credentials are sent to the token endpoint. Defaults to `'body'` (client_secret_post, as
+   * AIRisk documents); `'json'` for a JSON body; `'basic'` for client_secret_basic.
+   */
+  clientAuth?: 'basic' | 'body' | 'json';
+  /** Defaults to `'form'` (RFC 6749 2.3.1). */
+  basicEncoding?: 'form' | 'raw';
+  /** Token revocation endpoint (RFC 7009); when set, `deleteToken({ subject, revoke: true })` revokes. */
+  revocationUrl?: string;
+  /** Extra parameters sent to the token endpoint with every exchange and refresh. */
+  extraParams?: Record<string, string>;
+}
+
+export interface AuthorizationUrlOptions {
+  /** Defaults to 32 random bytes, base64url. */
+  state?: string;
+  scope?: string;
+  /** Extra authorization request parameters: `userid` (AIRisk), `login_hint`, `prompt`, `audience`... */
+  extraParams?: Record<string, string>;
+}
+
+export interface AuthorizationRequest {
+  /** Where to send the user's browser. */
+  url: string;
+  /** Keep server-side (or in a signed cookie) and compare on callback. */
+  state: string;
+  /** PKCE verifier; keep server-side and pass to `exchange`. Undefined when PKCE is off. */
+  codeVerifier: string | undefined;
+}
+
+export interface ExchangeOptions {
+  /** Whose token set this is: the user id you will pass to `getToken({ subject })`. */
+  subject?: string;
+  codeVerifier?: string;
+  /** Extra token request parameters, e.g. `{ userid: 'user_42' }` for AIRisk user-specific tokens. */
+  extraParams?: Record<string, string>;
+  /** Scope the set is cached under (pass the same to `getToken`). */
+  scope?: string;
+  signal?: AbortSignal;
+}
+
+export interface AuthorizationCodeGrant extends Grant {
+  /** Builds the authorization URL with a fresh `state` and PKCE S256 challenge. */
+  authorizationUrl(options?: AuthorizationUrlOptions): AuthorizationRequest;
+  /** Exchanges a code for a token set and stores it under `subject`. */
+  exchange(code: string, options?: ExchangeOptions): Promise<AccessToken>;
+  readonly redirectUri: string;
+  readonly revocationUrl: string | undefined;
+}
+
+const b64url = (buf: Buffer) => buf.toString('base64url');
+
+/**
+ * Authorization code grant (RFC 6749 4.1) with PKCE (RFC 7636): per-user token sets, stored per
+ * `subject`, renewed with their refresh token. Give it to a TokenManager, then use
+ * `authorizationUrl()` for the login redirect and `exchange()` on the callback.
+ */
+export function authorizationCode(options: AuthorizationCodeOptions): AuthorizationCodeGrant {
+  const { clientId, clientSecret, redirectUri, authorizeUrl, scope, revocationUrl, extraParams } = options;
+  for (const [name, value] of Object.entries({ clientId, redirectUri, authorizeUrl })) {
+    if (!value) throw new ConfigurationError(`authorizationCode: ${name} is required.`);
+  }
+  for (const [name, value] of Object.entries({ redirectUri, authorizeUrl })) {
+    try {
+      new URL(value);
+    } catch {
+      throw new ConfigurationError(`authorizationCode: ${name} is not an absolute URL.`);
+    }
+  }
+  const pkce = options.pkce ?? true;
+  const clientAuth = options.clientAuth ?? 'body';
+  const basicEncoding = options.basicEncoding ?? 'form';
+  const common = { clientId, clientSecret, clientAuth, basicEncoding, extraParams } as const;
+
+  const grant: AuthorizationCodeGrant = {
+    type: 'authorization_code',
+    clientId,
+    scope,
+    extraParams,
+    usesTokenUrl: true,
+    interactive: true,
+    redirectUri,
+    revocationUrl,
+    async fetchToken(ctx) {
+      throw new LoginRequiredError(`No token set is stored for subject "${ctx.subject ?? ''}".`, {
+        ...(ctx.subject === undefined ? {} : { subject: ctx.subject }),
+        hint: 'Send the user through the login (authorizationUrl + exchange) first.',
+      });
+    },
+    refresh(ctx, refreshToken) {
+      return ctx.request(
+        buildRequest({
+          ...common,
+          grantType: 'refresh_token',
+          fields: { grant_type: 'refresh_token', refresh_token: refreshToken },
+          secrets: [refreshToken],
+        }),
+      );
+    },
+    authorizationUrl(opts = {}) {
+      const state = opts.state ?? b64url(randomBytes(32));
+      const url = new URL(authorizeUrl);
+      const params: Record<string, string | undefined> = {
+        response_type: 'code',
+        client_id: clientId,
+        redirect_uri: redirectUri,
+        scope: opts.scope ?? scope,
+        state,
+        ...opts.extraParams,
+      };
+      let codeVerifier: string | undefined;
+      if (pkce) {
+        codeVerifier = b64url(randomBytes(32));
+        params.code_challenge = b64url(createHash('sha256').update(codeVerifier).digest());
+        params.code_challenge_method = 'S256';
+      }
+      for (const [k, v] of Object.entries(params))
+        if (v !== undefined && v !== '') url.searchParams.set(k, v);
+      return { url: url.toString(), state, codeVerifier };
+    },
+    async exchange(code, opts = {}) {
+      if (!code) throw new ConfigurationError('authorizationCode.exchange: code is required.');
+      if (pkce && !opts.codeVerifier) {
+        throw new ConfigurationError(
+          'authorizationCode.exchange: codeVerifier is required with PKCE (keep the one authorizationUrl() returned).',
+        );
+      }
+      const host = hostOf(grant);
+      if (!host) {
+        throw new ConfigurationError(
+          'authorizationCode: give this grant to a TokenManager (new TokenManager({ tokenUrl, grant })) before exchange().',
+        );
+      }
+      return host.exchange(
+        grant,
+        { subject: opts.subject, scope: opts.scope },
+        (ctx) =>
+          ctx.request(
+            buildRequest({
+              ...common,
+              grantType: 'authorization_code',
+              fields: {
+                grant_type: 'authorization_code',
+                code,
+                redirect_uri: redirectUri,
+                code_verifier: opts.codeVerifier,
+                ...opts.extraParams,
+              },
+              secrets: [code, opts.codeVerifier],
+            }),
+          ),
+        opts.signal,
+      );
+    },
+  };
+  Object.defineProperty(grant, '_revoke', {
+    enumerable: false,
+    value: (token: string, hint: string) =>
+      revocationUrl
+        ? hostOf(grant)?.revoke(revocationUrl, (ctx) =>
+            ctx.request({
+              ...buildRequest({
+                ...common,
+                extraParams: undefined,
+                grantType: 'revocation',
+                fields: { token, token_type_hint: hint },
+                secrets: [token],
+              }),
+              acceptEmpty: true,
+            }),
+          )
+        : undefined,
+  });
+  grantInspect(grant, {
+    clientId,
+    redirectUri,
+    authorizeUrl,
+    pkce,
+    clientSecret: clientSecret ? '[REDACTED]' : undefined,
+  });
+  return grant;
+}

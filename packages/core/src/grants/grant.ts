@@ -1,0 +1,93 @@
+import type { TokenRequest } from '../token-endpoint.js';
+
+/** How a confidential client proves who it is at the token endpoint (RFC 6749 2.3). */
+export type ClientAuthMethod = 'basic' | 'body' | 'json' | 'basic-only';
+
+/** What a grant gets when asked for a token. */
+export interface GrantContext {
+  readonly tokenUrl: string;
+  readonly scope: string | undefined;
+  readonly subject: string | undefined;
+  readonly extraParams: Readonly<Record<string, string>> | undefined;
+  readonly signal: AbortSignal;
+  /** Sends a request through keyfob's one token endpoint client (timeout, retries, redaction). */
+  request(req: TokenRequest): Promise<Record<string, unknown>>;
+}
+
+/**
+ * A way to obtain tokens. Build one with `clientCredentials`, `passwordGrant`, `authorizationCode`,
+ * `staticToken` or `customGrant`; the TokenManager calls it.
+ */
+export interface Grant {
+  /** OAuth grant type (`client_credentials`, ...) or `static` / `custom`. Part of the cache key. */
+  readonly type: string;
+  readonly clientId?: string | undefined;
+  /** Default scope, when the caller asks for none. */
+  readonly scope?: string | undefined;
+  /** Non-secret values that tell tokens apart (a username, a custom id). Part of the cache key. */
+  readonly identity?: string | undefined;
+  /** Extra parameters sent with every request. Part of the cache key. */
+  readonly extraParams?: Readonly<Record<string, string>> | undefined;
+  /** Whether the grant POSTs to `tokenUrl` (then the manager requires one). */
+  readonly usesTokenUrl: boolean;
+  /** Tokens exist only once a user logged in (authorization code): no token set means LoginRequiredError. */
+  readonly interactive?: boolean;
+  /** Gets a new token response. */
+  fetchToken(ctx: GrantContext): Promise<Record<string, unknown>>;
+  /** Renews with a refresh token (RFC 6749 6), when the grant supports it. */
+  refresh?(ctx: GrantContext, refreshToken: string): Promise<Record<string, unknown>>;
+}
+
+/** Secret fields are held in closures, never as properties: printing a grant shows no secret. */
+export function grantInspect(grant: Grant, fields: Record<string, unknown>) {
+  const view = { type: grant.type, ...fields };
+  Object.defineProperty(grant, 'toJSON', { value: () => view, enumerable: false });
+  Object.defineProperty(grant, Symbol.for('nodejs.util.inspect.custom'), {
+    value: () => view,
+    enumerable: false,
+  });
+}
+
+/**
+ * RFC 6749 2.3.1: client id and secret are form-urlencoded (application/x-www-form-urlencoded,
+ * so a space becomes '+') before they are joined with ':' and base64-encoded. Many servers,
+ * Risk Cloud's docs among them, use the raw values instead: `basicEncoding: 'raw'`.
+ */
+export function basicAuthorization(clientId: string, clientSecret: string, encoding: 'form' | 'raw'): string {
+  const enc = (v: string) => (encoding === 'raw' ? v : new URLSearchParams({ v }).toString().slice(2));
+  return `Basic ${Buffer.from(`${enc(clientId)}:${enc(clientSecret)}`, 'utf8').toString('base64')}`;
+}
+
+/** Builds a token request: grant fields + client authentication in the requested style. */
+export function buildRequest(input: {
+  grantType: string;
+  fields: Record<string, string | undefined>;
+  clientId: string | undefined;
+  clientSecret: string | undefined;
+  clientAuth: ClientAuthMethod;
+  basicEncoding: 'form' | 'raw';
+  extraParams: Readonly<Record<string, string>> | undefined;
+  secrets: (string | undefined)[];
+}): TokenRequest {
+  const fields: Record<string, string> = {};
+  for (const [k, v] of Object.entries({ ...input.extraParams, ...input.fields })) {
+    if (v !== undefined && v !== '') fields[k] = v;
+  }
+  const headers: Record<string, string> = {};
+  const { clientId, clientSecret, clientAuth } = input;
+  if (clientAuth === 'basic' || clientAuth === 'basic-only') {
+    if (clientId !== undefined && clientSecret !== undefined) {
+      headers.authorization = basicAuthorization(clientId, clientSecret, input.basicEncoding);
+    } else if (clientId !== undefined) {
+      fields.client_id = clientId;
+    }
+  } else {
+    if (clientId !== undefined) fields.client_id = clientId;
+    if (clientSecret !== undefined) fields.client_secret = clientSecret;
+  }
+  const secrets = [...input.secrets, clientSecret, headers.authorization];
+  const base = { headers, secrets, grantType: input.grantType, clientAuth };
+  if (clientAuth === 'basic-only') return base;
+  if (clientAuth === 'json') return { ...base, body: fields };
+  return { ...base, body: new URLSearchParams(fields) };
+}

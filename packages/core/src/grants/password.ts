@@ -1,0 +1,59 @@
+import { ConfigurationError } from '../errors.js';
+import { buildRequest, type Grant, grantInspect } from './grant.js';
+
+export interface PasswordGrantOptions {
+  username: string;
+  password: string;
+  clientId?: string;
+  clientSecret?: string;
+  scope?: string;
+  /** How client credentials are sent, when there are any. Defaults to `'basic'` with a secret, `'body'` without. */
+  clientAuth?: 'basic' | 'body' | 'json';
+  /** Defaults to `'form'` (RFC 6749 2.3.1). */
+  basicEncoding?: 'form' | 'raw';
+  extraParams?: Record<string, string>;
+}
+
+/**
+ * Resource owner password credentials (RFC 6749 4.3): for platforms whose API token is obtained
+ * with a user's login (the token inherits the user's permissions). A refresh token, when issued,
+ * is used to renew; if it fails, keyfob logs in again with the password.
+ */
+export function passwordGrant(options: PasswordGrantOptions): Grant {
+  const { username, password, clientId, clientSecret, scope, extraParams } = options;
+  if (!username) throw new ConfigurationError('passwordGrant: username is required.');
+  if (!password) throw new ConfigurationError('passwordGrant: password is required.');
+  const clientAuth = options.clientAuth ?? (clientSecret ? 'basic' : 'body');
+  const basicEncoding = options.basicEncoding ?? 'form';
+  const common = { clientId, clientSecret, clientAuth, basicEncoding, extraParams } as const;
+  const grant: Grant = {
+    type: 'password',
+    clientId,
+    scope,
+    extraParams,
+    identity: username,
+    usesTokenUrl: true,
+    fetchToken(ctx) {
+      return ctx.request(
+        buildRequest({
+          ...common,
+          grantType: 'password',
+          fields: { grant_type: 'password', username, password, scope: ctx.scope, ...ctx.extraParams },
+          secrets: [password],
+        }),
+      );
+    },
+    refresh(ctx, refreshToken) {
+      return ctx.request(
+        buildRequest({
+          ...common,
+          grantType: 'refresh_token',
+          fields: { grant_type: 'refresh_token', refresh_token: refreshToken, scope: ctx.scope },
+          secrets: [password, refreshToken],
+        }),
+      );
+    },
+  };
+  grantInspect(grant, { username, clientId, scope, password: '[REDACTED]' });
+  return grant;
+}

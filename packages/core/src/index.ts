@@ -1,0 +1,50 @@
+export {
+  ConfigurationError,
+  ErrorCode,
+  isKeyfobError,
+  KeyfobError,
+  LoginRequiredError,
+  TokenEndpointError,
+  TokenResponseError,
+} from './errors.js';
+export type {
+  InvalidatedEvent,
+  RefreshFailedEvent,
+  TokenEvent,
+  TokenManagerEvents,
+} from './events.js';
+export {
+  type AuthorizationCodeGrant,
+  type AuthorizationCodeOptions,
+  type AuthorizationRequest,
+  type AuthorizationUrlOptions,
+  authorizationCode,
+  type ExchangeOptions,
+} from './grants/authorization-code.js';
+export { type ClientCredentialsOptions, clientCredentials } from './grants/client-credentials.js';
+export {
+  type CustomGrantContext,
+  type CustomGrantOptions,
+  type CustomTokenResult,
+  customGrant,
+} from './grants/custom.js';
+export type { ClientAuthMethod, Grant, GrantContext } from './grants/grant.js';
+export { basicAuthorization } from './grants/grant.js';
+export { type PasswordGrantOptions, passwordGrant } from './grants/password.js';
+export { type StaticTokenOptions, staticToken } from './grants/static-token.js';
+export { fingerprint, redact, safeUrl } from './redact.js';
+export {
+  MemoryTokenStore,
+  type MemoryTokenStoreOptions,
+  type TokenStore,
+  type TokenStoreLock,
+} from './store.js';
+export type { TokenRequest } from './token-endpoint.js';
+export { TokenManager, type TokenManagerOptions, VERSION } from './token-manager.js';
+export {
+  createAccessToken,
+  fromStoredToken,
+  normaliseTokenResponse,
+  toStoredToken,
+} from './token-response.js';
+export type { AccessToken, Clock, GetTokenOptions, KeyfobLogger, StoredToken } from './types.js';

@@ -1,0 +1,65 @@
+/**
+ * The one redaction helper. Every error message, log line and event payload built by keyfob
+ * goes through it, so a secret, a token or a Basic header can never reach a log.
+ */
+
+const REDACTED = '[REDACTED]';
+
+/** `Authorization: Bearer xxx` / `Basic xxx`, and OAuth fields in JSON or form bodies. */
+const PATTERNS: RegExp[] = [
+  /\b(Bearer|Basic|Digest|DPoP)\s+[A-Za-z0-9\-._~+/]+=*/gi,
+  /("(?:access_token|refresh_token|id_token|client_secret|password|code|code_verifier|assertion|client_assertion|accessToken|refreshToken|clientSecret)"\s*:\s*")((?:[^"\\]|\\.)*)(")/g,
+  /\b((?:access_token|refresh_token|id_token|client_secret|password|code_verifier|assertion|client_assertion)=)([^&\s"']+)/g,
+  /(https?:\/\/)[^/\s:@]+:[^/\s@]+@/gi,
+];
+
+const secretsIn = new WeakMap<object, readonly string[]>();
+
+/** Replaces every known secret and every token-looking field in `text` by `[REDACTED]`. */
+export function redact(text: string, secrets: readonly (string | undefined)[] = []): string {
+  let out = text;
+  for (const secret of secrets) {
+    // Very short values (e.g. a one-letter password in a test) would shred the message; they
+    // are still caught by the field patterns below.
+    if (secret && secret.length >= 4) out = out.split(secret).join(REDACTED);
+  }
+  out = out.replace(PATTERNS[0]!, (_m, scheme: string) => `${scheme} ${REDACTED}`);
+  out = out.replace(PATTERNS[1]!, (_m, a: string, _v: string, c: string) => `${a}${REDACTED}${c}`);
+  out = out.replace(PATTERNS[2]!, (_m, a: string) => `${a}${REDACTED}`);
+  out = out.replace(PATTERNS[3]!, (_m, scheme: string) => `${scheme}${REDACTED}@`);
+  return out;
+}
+
+/** A URL safe to print: no userinfo, no query string (providers put keys there), no fragment. */
+export function safeUrl(url: string | URL | undefined): string {
+  if (url === undefined) return '';
+  try {
+    const u = new URL(String(url));
+    return `${u.protocol}//${u.host}${u.pathname}`;
+  } catch {
+    return redact(String(url));
+  }
+}
+
+/** Remembers which secrets belong to an object (used by errors created deep in the stack). */
+export function attachSecrets(target: object, secrets: readonly (string | undefined)[]): void {
+  secretsIn.set(
+    target,
+    secrets.filter((s): s is string => typeof s === 'string' && s.length > 0),
+  );
+}
+
+export function secretsOf(target: object): readonly string[] {
+  return secretsIn.get(target) ?? [];
+}
+
+/** A short, non-reversible fingerprint of a token, for logs and events ("which token?"). */
+export function fingerprint(token: string): string {
+  // FNV-1a: enough to tell tokens apart in logs, cheap, and reveals nothing useful.
+  let h = 0x811c9dc5;
+  for (let i = 0; i < token.length; i++) {
+    h ^= token.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0).toString(16).padStart(8, '0');
+}

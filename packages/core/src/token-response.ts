@@ -1,0 +1,218 @@
+import { TokenResponseError } from './errors.js';
+import type { AccessToken, StoredToken } from './types.js';
+
+export interface NormaliseOptions {
+  /** When the request was sent, epoch ms: `expires_in` counts from there (conservative). */
+  requestedAt: number;
+  now: number;
+  defaultLifetimeMs: number;
+  maxLifetimeMs: number;
+  tokenUrl?: string;
+  /** Refresh token to keep when a refresh response does not rotate it (RFC 6749 6). */
+  previousRefreshToken?: string;
+  warn?: (message: string) => void;
+}
+
+const SECRET_FIELDS = new Set(['access_token', 'refresh_token', 'id_token', 'accessToken', 'refreshToken']);
+
+/** Builds an AccessToken whose printed forms (`JSON.stringify`, `util.inspect`) hide the token values. */
+export function createAccessToken(data: StoredToken): AccessToken {
+  const token: AccessToken = {
+    accessToken: data.accessToken,
+    tokenType: 'Bearer',
+    ...(data.expiresAt === undefined ? {} : { expiresAt: data.expiresAt }),
+    ...(data.obtainedAt === undefined ? {} : { obtainedAt: data.obtainedAt }),
+    ...(data.scope === undefined ? {} : { scope: data.scope }),
+    ...(data.refreshToken === undefined ? {} : { refreshToken: data.refreshToken }),
+    raw: data.raw ?? {},
+  };
+  Object.defineProperty(token, 'toJSON', { value: () => printable(token), enumerable: false });
+  Object.defineProperty(token, Symbol.for('nodejs.util.inspect.custom'), {
+    value: () => printable(token),
+    enumerable: false,
+  });
+  return Object.freeze(token);
+}
+
+function printable(token: AccessToken): Record<string, unknown> {
+  const raw: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(token.raw)) raw[k] = SECRET_FIELDS.has(k) ? '[REDACTED]' : v;
+  return {
+    accessToken: '[REDACTED]',
+    tokenType: token.tokenType,
+    expiresAt: token.expiresAt === undefined ? undefined : new Date(token.expiresAt).toISOString(),
+    scope: token.scope,
+    refreshToken: token.refreshToken === undefined ? undefined : '[REDACTED]',
+    raw,
+  };
+}
+
+/** Plain data (with the real values) for a store to serialise. */
+export function toStoredToken(token: AccessToken): StoredToken {
+  return {
+    accessToken: token.accessToken,
+    tokenType: token.tokenType,
+    ...(token.expiresAt === undefined ? {} : { expiresAt: token.expiresAt }),
+    ...(token.obtainedAt === undefined ? {} : { obtainedAt: token.obtainedAt }),
+    ...(token.scope === undefined ? {} : { scope: token.scope }),
+    ...(token.refreshToken === undefined ? {} : { refreshToken: token.refreshToken }),
+    raw: { ...token.raw },
+  };
+}
+
+/** Rebuilds an AccessToken from {@link toStoredToken} output (validated: a corrupt entry is ignored). */
+export function fromStoredToken(data: unknown): AccessToken | undefined {
+  if (!data || typeof data !== 'object') return undefined;
+  const d = data as Record<string, unknown>;
+  if (typeof d.accessToken !== 'string' || d.accessToken === '') return undefined;
+  return createAccessToken({
+    accessToken: d.accessToken,
+    tokenType: 'Bearer',
+    ...(typeof d.expiresAt === 'number' ? { expiresAt: d.expiresAt } : {}),
+    ...(typeof d.obtainedAt === 'number' ? { obtainedAt: d.obtainedAt } : {}),
+    ...(typeof d.scope === 'string' ? { scope: d.scope } : {}),
+    ...(typeof d.refreshToken === 'string' ? { refreshToken: d.refreshToken } : {}),
+    raw: d.raw && typeof d.raw === 'object' ? (d.raw as Record<string, unknown>) : {},
+  });
+}
+
+/** Reads the `exp` claim of a JWT without verifying it (we only use it to schedule a refresh). */
+export function jwtExpiry(token: string): number | undefined {
+  const parts = token.split('.');
+  if (parts.length !== 3 || !parts[1]) return undefined;
+  try {
+    const payload = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8')) as { exp?: unknown };
+    return typeof payload.exp === 'number' && Number.isFinite(payload.exp) ? payload.exp * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function fail(message: string, hint: string, tokenUrl: string | undefined): never {
+  throw new TokenResponseError(message, { hint, ...(tokenUrl ? { tokenUrl } : {}) });
+}
+
+/**
+ * Turns any provider's token response into an {@link AccessToken}:
+ * - `expires_in` as a number or numeric string (RFC 6749 5.1), counted from when the request was sent;
+ * - absolute `expiration` / `expires_at` / `expires_on` (AIRisk answers an ISO datetime and no `expires_in`);
+ * - else the JWT `exp` claim; else `defaultLifetimeMs` (never "refetch on every call", never "forever").
+ */
+export function normaliseTokenResponse(body: unknown, opts: NormaliseOptions): AccessToken {
+  const where = opts.tokenUrl;
+  if (!body || typeof body !== 'object' || Array.isArray(body)) {
+    fail(
+      'The token endpoint answered, but not with a JSON object.',
+      'Check that tokenUrl points at the token endpoint itself.',
+      where,
+    );
+  }
+  const raw = body as Record<string, unknown>;
+  const accessToken = raw.access_token;
+  if (typeof accessToken !== 'string' || accessToken.trim() === '') {
+    const fields = Object.keys(raw).slice(0, 10).join(', ') || 'none';
+    fail(
+      `The token response has no access_token (fields present: ${fields}).`,
+      'Check the token URL and grant type; some providers answer 200 with an error object.',
+      where,
+    );
+  }
+  const rawType = raw.token_type;
+  if (rawType !== undefined && rawType !== null && typeof rawType === 'string' && rawType !== '') {
+    const t = rawType.toLowerCase();
+    if (t !== 'bearer') {
+      fail(
+        `The token endpoint issued a "${rawType.slice(0, 20)}" token; keyfob sends Bearer tokens only.`,
+        'Proof-of-possession tokens (DPoP, MAC) need a client that signs each request.',
+        where,
+      );
+    }
+  }
+
+  let expiresAt: number | undefined;
+  const expiresIn = raw.expires_in;
+  if (expiresIn !== undefined && expiresIn !== null && expiresIn !== '') {
+    const seconds = typeof expiresIn === 'number' ? expiresIn : Number(String(expiresIn).trim());
+    if (typeof expiresIn !== 'number' && typeof expiresIn !== 'string') {
+      fail(`expires_in has type ${typeof expiresIn}; expected seconds.`, 'The response is malformed.', where);
+    }
+    if (!Number.isFinite(seconds) && seconds !== Number.POSITIVE_INFINITY) {
+      fail(
+        `expires_in is not a number (${JSON.stringify(String(expiresIn).slice(0, 30))}).`,
+        'The response is malformed.',
+        where,
+      );
+    }
+    if (seconds <= 0) {
+      fail(
+        `expires_in is ${seconds}: the token is already expired.`,
+        'A token endpoint must answer a positive lifetime in seconds (RFC 6749 5.1).',
+        where,
+      );
+    }
+    expiresAt = opts.requestedAt + Math.min(seconds * 1000, opts.maxLifetimeMs);
+    if (seconds * 1000 > opts.maxLifetimeMs) {
+      opts.warn?.(
+        `keyfob: expires_in ${seconds}s exceeds maxLifetimeMs; the token will be renewed after ${Math.round(opts.maxLifetimeMs / 1000)}s.`,
+      );
+    }
+  } else {
+    const absolute = raw.expiration ?? raw.expires_at ?? raw.expires_on ?? raw.expiresAt;
+    if (absolute !== undefined && absolute !== null && absolute !== '') {
+      const at = parseInstant(absolute);
+      if (at === undefined) {
+        fail(
+          `The token expiry ${JSON.stringify(String(absolute).slice(0, 40))} is not a date.`,
+          'The response is malformed.',
+          where,
+        );
+      }
+      if (at <= opts.now) {
+        fail(
+          `The token endpoint issued a token that expired at ${new Date(at).toISOString()}, before it arrived.`,
+          "Check the clocks: the server's and this machine's must agree (NTP).",
+          where,
+        );
+      }
+      expiresAt = Math.min(at, opts.now + opts.maxLifetimeMs);
+    } else {
+      const exp = jwtExpiry(accessToken);
+      if (exp !== undefined && exp > opts.now) {
+        expiresAt = Math.min(exp, opts.now + opts.maxLifetimeMs);
+      } else {
+        expiresAt = opts.requestedAt + opts.defaultLifetimeMs;
+        opts.warn?.(
+          `keyfob: the token response has no expires_in or expiration; assuming ${Math.round(opts.defaultLifetimeMs / 1000)}s (defaultLifetimeMs).`,
+        );
+      }
+    }
+  }
+
+  const scope =
+    typeof raw.scope === 'string' ? raw.scope : Array.isArray(raw.scope) ? raw.scope.join(' ') : undefined;
+  const refreshToken =
+    typeof raw.refresh_token === 'string' && raw.refresh_token !== ''
+      ? raw.refresh_token
+      : opts.previousRefreshToken;
+  return createAccessToken({
+    accessToken,
+    tokenType: 'Bearer',
+    expiresAt,
+    obtainedAt: opts.requestedAt,
+    ...(scope === undefined ? {} : { scope }),
+    ...(refreshToken === undefined ? {} : { refreshToken }),
+    raw,
+  });
+}
+
+/** ISO datetime, RFC 1123 date, or epoch seconds / ms. */
+function parseInstant(value: unknown): number | undefined {
+  if (typeof value === 'number' && Number.isFinite(value)) return value < 1e12 ? value * 1000 : value;
+  if (typeof value !== 'string') return undefined;
+  const s = value.trim();
+  if (/^\d+(\.\d+)?$/.test(s)) return parseInstant(Number(s));
+  // An ISO datetime without a zone is UTC for AIRisk ("The UTC-formatted datetime").
+  const iso = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/.test(s) ? `${s}Z` : s;
+  const ms = Date.parse(iso);
+  return Number.isNaN(ms) ? undefined : ms;
+}
