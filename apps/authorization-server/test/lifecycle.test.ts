@@ -38,11 +38,12 @@ const { access_token } = await response.json();
 const api = await fetch(server.apiUrl + '/hello', { headers: { authorization: 'Bearer ' + access_token } });
 await api.text();
 await server.close();
-console.log('closed ' + api.status);
+await new Promise((r) => setTimeout(r, 200));
+const open = process.getActiveResourcesInfo().filter((r) => /TCP|Timeout/.test(r));
+console.log('closed ' + api.status + ' ' + JSON.stringify(open));
 `,
     );
     try {
-      const started = Date.now();
       const child = spawn(process.execPath, ['--import', 'tsx', script], {
         cwd: packageDir,
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -66,10 +67,9 @@ console.log('closed ' + api.status);
         });
       });
       expect(stderr).toBe('');
-      expect(stdout.trim()).toBe('closed 200');
+      // The child had a keep-alive connection open: after close() no socket or timer may be left.
+      expect(stdout.trim()).toBe('closed 200 []');
       expect(code).toBe(0);
-      // the child had a keep-alive connection open; close() must not wait for it to time out (5 s)
-      expect(Date.now() - started).toBeLessThan(4_500);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
