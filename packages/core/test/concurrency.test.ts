@@ -41,6 +41,11 @@ function fakeClock(start = Date.now()) {
 }
 
 const tick = () => new Promise((r) => setTimeout(r, 30));
+/** Polls until `cond` holds (bounded): background work finishes when the machine lets it. */
+async function waitFor(cond: () => boolean, ms = 5_000) {
+  const until = Date.now() + ms;
+  while (!cond() && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+}
 
 describe('single-flight and caching', () => {
   it('1,000 concurrent getToken() on a cold cache make exactly one token request', async () => {
@@ -100,6 +105,8 @@ describe('freshness under an injectable clock', () => {
     const server = await provider(3600);
     const clock = fakeClock();
     const m = manager(server, { clock });
+    let refreshed = 0;
+    m.on('tokenRefreshed', () => refreshed++);
     const first = await m.getToken();
     clock.advance(3600_000 - 61_000);
     expect((await m.getToken()).accessToken).toBe(first.accessToken);
@@ -109,7 +116,7 @@ describe('freshness under an injectable clock', () => {
     clock.advance(2_000); // 59 s before expiry: inside the margin
     const during = await m.getToken();
     expect(during.accessToken).toBe(first.accessToken); // served at once, not awaited
-    await tick();
+    await waitFor(() => refreshed === 1);
     expect(server.tokenRequests()).toHaveLength(2);
     const after = await m.getToken();
     expect(after.accessToken).not.toBe(first.accessToken);
@@ -146,11 +153,13 @@ describe('freshness under an injectable clock', () => {
     const m = manager(server, { clock, retries: 0 });
     const failures: unknown[] = [];
     m.on('refreshFailed', (e) => failures.push(e));
+    let refreshed = 0;
+    m.on('tokenRefreshed', () => refreshed++);
     const first = await m.getToken();
     server.override = () => ({ status: 503, body: 'down' });
     clock.advance(3600_000 - 30_000);
     expect((await m.getToken()).accessToken).toBe(first.accessToken);
-    await tick();
+    await waitFor(() => failures.length === 1);
     expect(failures).toHaveLength(1);
     // Within the backoff window: no new attempt.
     expect((await m.getToken()).accessToken).toBe(first.accessToken);
@@ -160,7 +169,7 @@ describe('freshness under an injectable clock', () => {
     server.override = undefined;
     clock.advance(3_000);
     expect((await m.getToken()).accessToken).toBe(first.accessToken);
-    await tick();
+    await waitFor(() => refreshed === 1);
     expect(server.tokenRequests()).toHaveLength(3);
     expect((await m.getToken()).accessToken).not.toBe(first.accessToken);
   });

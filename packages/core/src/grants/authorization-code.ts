@@ -49,6 +49,7 @@ export interface AuthorizationRequest {
 export interface ExchangeOptions {
   /** Whose token set this is: the user id you will pass to `getToken({ subject })`. */
   subject?: string;
+  /** The PKCE verifier `authorizationUrl()` returned for this login. Required when PKCE was used. */
   codeVerifier?: string;
   /** Extra token request parameters, e.g. `{ userid: 'user_42' }` for AIRisk user-specific tokens. */
   extraParams?: Record<string, string>;
@@ -138,11 +139,8 @@ export function authorizationCode(options: AuthorizationCodeOptions): Authorizat
     },
     async exchange(code, opts = {}) {
       if (!code) throw new ConfigurationError('authorizationCode.exchange: code is required.');
-      if (pkce && !opts.codeVerifier) {
-        throw new ConfigurationError(
-          'authorizationCode.exchange: codeVerifier is required with PKCE (keep the one authorizationUrl() returned).',
-        );
-      }
+      // Without a verifier the request goes out without code_verifier: a provider that saw a
+      // code_challenge rejects it (invalid_grant, with a hint), one that did not (AIRisk's docs) accepts it.
       const host = hostOf(grant);
       if (!host) {
         throw new ConfigurationError(
