@@ -11,6 +11,8 @@ export const ErrorCode = {
   LoginRequired: 'KEYFOB_LOGIN_REQUIRED',
   Aborted: 'KEYFOB_ABORTED',
   Closed: 'KEYFOB_CLOSED',
+  Store: 'KEYFOB_STORE',
+  AuthorizationCallback: 'KEYFOB_AUTHORIZATION_CALLBACK',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

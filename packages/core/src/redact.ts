@@ -7,7 +7,8 @@ const REDACTED = '[REDACTED]';
 
 /** `Authorization: Bearer xxx` / `Basic xxx`, and OAuth fields in JSON or form bodies. */
 const PATTERNS: RegExp[] = [
-  /\b(Bearer|Basic|Digest|DPoP)\s+[A-Za-z0-9\-._~+/]+=*/gi,
+  // 8+ characters: a credential, not prose such as "Basic header".
+  /\b(Bearer|Basic|Digest|DPoP)\s+[A-Za-z0-9\-._~+/]{8,}=*/gi,
   /("(?:access_token|refresh_token|id_token|client_secret|password|code|code_verifier|assertion|client_assertion|accessToken|refreshToken|clientSecret)"\s*:\s*")((?:[^"\\]|\\.)*)(")/g,
   /\b((?:access_token|refresh_token|id_token|client_secret|password|code_verifier|assertion|client_assertion)=)([^&\s"']+)/g,
   /(https?:\/\/)[^/\s:@]+:[^/\s@]+@/gi,

@@ -61,7 +61,10 @@ export interface TokenManagerOptions {
   fetch?: typeof fetch;
   /** Store calls taking longer are abandoned (the token is fetched directly). Defaults to `1_000`. */
   storeTimeoutMs?: number;
-  /** How long a process waits for another one holding the store lock. Defaults to `timeoutMs + 5_000`. */
+  /**
+   * How long a process holds (and another waits for) the store lock while fetching. Defaults to the
+   * longest a fetch can take: `timeoutMs x (retries + 1)` plus backoff, plus 5 s.
+   */
   lockWaitMs?: number;
 }
 
@@ -194,7 +197,12 @@ export class TokenManager {
       userAgent: `keyfob/${VERSION}`,
     };
     this.#storeTimeoutMs = positive('storeTimeoutMs', options.storeTimeoutMs, 1_000);
-    this.#lockWaitMs = positive('lockWaitMs', options.lockWaitMs, timeoutMs + 5_000);
+    const retries = this.#endpoint.retries;
+    this.#lockWaitMs = positive(
+      'lockWaitMs',
+      options.lockWaitMs,
+      timeoutMs * (retries + 1) + 5_000 * retries + 5_000,
+    );
     const maxEntries = positive('maxEntries', options.maxEntries, 10_000);
     this.#l1 = new BoundedCache(maxEntries);
     this.#invalidated = new BoundedCache(1_000);
@@ -308,15 +316,12 @@ export class TokenManager {
       ctx = entry?.ctx;
     }
     let dropped = false;
-    if (entry && entry.token.accessToken === value && ctx) {
+    if (entry && entry.token.accessToken === value && entry.staleAt !== Number.NEGATIVE_INFINITY && ctx) {
       dropped = true;
-      if (entry.token.refreshToken) {
-        // Keep the refresh token: the next getToken() renews with it instead of sending the user to login.
-        entry.refreshAt = Number.NEGATIVE_INFINITY;
-        entry.staleAt = Number.NEGATIVE_INFINITY;
-      } else {
-        this.#l1.delete(ctx.key);
-      }
+      // Marked stale rather than deleted: the next getToken() replaces it (a refresh, renewed with the
+      // refresh token when the set has one, instead of sending the user to login).
+      entry.refreshAt = Number.NEGATIVE_INFINITY;
+      entry.staleAt = Number.NEGATIVE_INFINITY;
       this.#events.emit('tokenInvalidated', {
         grantType: this.#grant.type,
         subject: ctx.subject,
@@ -581,8 +586,17 @@ export class TokenManager {
           e.status !== 429;
         if (!rejected) throw e;
         if (grant.interactive) {
+          if (this.#store) {
+            // Another process may have won the refresh race and rotated the refresh token: use its set.
+            const winner = fromStoredToken(await this.#storeCall('get', () => this.#store!.get(ctx.key)));
+            if (winner?.refreshToken && winner.refreshToken !== base.refreshToken) {
+              if (this.#acceptable(winner, undefined, this.#now(), false)) return winner;
+              return this.#fetch(ctx, winner);
+            }
+            // Compare-and-delete: never drop a set another process just stored.
+            await this.#storeCall('delete', () => this.#store!.delete(ctx.key, base.accessToken));
+          }
           this.#l1.delete(ctx.key);
-          if (this.#store) await this.#storeCall('delete', () => this.#store!.delete(ctx.key));
           throw new LoginRequiredError(
             `The token set of subject "${ctx.subject ?? ''}" can no longer be refreshed (${(e as TokenEndpointError).error ?? (e as TokenEndpointError).status}).`,
             {
@@ -702,10 +716,19 @@ export class TokenManager {
     return {
       exchange: async (grant, key, send, signal) => {
         if (this.#closed) throw new KeyfobError('TokenManager is closed.', { code: ErrorCode.Closed });
-        const ctx = this.#ctxFor(key);
         const started = this.#now();
-        const raw = await raceSignal(send(this.#grantContext(ctx, this.#closing.signal)), signal);
+        const raw = await raceSignal(
+          send(this.#grantContext(this.#ctxFor({ scope: key.scope }), this.#closing.signal)),
+          signal,
+        );
         const token = this.#normalise(raw, started);
+        const subject = typeof key.subject === 'function' ? key.subject(token) : key.subject;
+        if (typeof key.subject === 'function' && (typeof subject !== 'string' || subject === '')) {
+          throw new ConfigurationError(
+            'authorizationCode.exchange: the subject function returned no subject.',
+          );
+        }
+        const ctx = this.#ctxFor({ subject, scope: key.scope });
         if (this.#store) await this.#storeSet(ctx.key, token);
         this.#remember(ctx, token, 'exchange', started, this.#l1.peek(ctx.key));
         void grant;

@@ -174,6 +174,13 @@ describe('seed providers, emulated as documented', () => {
     await expect(tokens.getToken({ subject: 'user_7' })).rejects.toMatchObject({
       name: 'LoginRequiredError',
     });
+    // The subject can also be derived from the token once it arrives.
+    codes.set('code-derived', undefined);
+    const derived = await grant.exchange('code-derived', {
+      subject: (t) => `user-of-${t.accessToken.slice(0, 6)}`,
+    });
+    const again = await tokens.getToken({ subject: `user-of-${derived.accessToken.slice(0, 6)}` });
+    expect(again.accessToken).toBe(derived.accessToken);
 
     const jsonGrant = authorizationCode({
       clientId: 'air',
@@ -186,7 +193,7 @@ describe('seed providers, emulated as documented', () => {
     const jsonTokens = new TokenManager({ tokenUrl: server.tokenUrl, grant: jsonGrant });
     cleanup.push(() => jsonTokens.close());
     await jsonGrant.exchange('code-7', { subject: 'user_7', extraParams: { userid: 'user_7' } });
-    expect(server.tokenRequests()[2]!.headers['content-type']).toContain('application/json');
+    expect(server.tokenRequests().at(-1)!.headers['content-type']).toContain('application/json');
     expect((await jsonTokens.getToken({ subject: 'user_7' })).accessToken).toMatch(/^at_/);
   });
 });

@@ -47,8 +47,11 @@ export interface AuthorizationRequest {
 }
 
 export interface ExchangeOptions {
-  /** Whose token set this is: the user id you will pass to `getToken({ subject })`. */
-  subject?: string;
+  /**
+   * Whose token set this is: the user id you will pass to `getToken({ subject })`. A function derives
+   * it from the new token (e.g. the `sub` of an ID token or JWT access token) when nobody is signed in yet.
+   */
+  subject?: string | ((token: AccessToken) => string);
   /** The PKCE verifier `authorizationUrl()` returned for this login. Required when PKCE was used. */
   codeVerifier?: string;
   /** Extra token request parameters, e.g. `{ userid: 'user_42' }` for AIRisk user-specific tokens. */

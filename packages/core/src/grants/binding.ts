@@ -5,7 +5,7 @@ import type { Grant, GrantContext } from './grant.js';
 export interface GrantHost {
   exchange(
     grant: Grant,
-    key: { subject: string | undefined; scope: string | undefined },
+    key: { subject: string | ((token: AccessToken) => string) | undefined; scope: string | undefined },
     send: (ctx: GrantContext) => Promise<Record<string, unknown>>,
     signal: AbortSignal | undefined,
   ): Promise<AccessToken>;

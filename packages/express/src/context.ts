@@ -1,0 +1,144 @@
+import { type AccessToken, ConfigurationError, type GetTokenOptions, type TokenManager } from '@keyfob/core';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+
+/** Token options for a request: everything `getToken` takes except `subject`, which the request decides. */
+export type RequestTokenOptions = Omit<GetTokenOptions, 'subject'>;
+
+/**
+ * Who a request acts for: a user id (e.g. from your session) for per-user token sets, or `undefined`
+ * for the service's own token. May be async.
+ */
+export type SubjectResolver = (
+  req: Request,
+) => string | undefined | null | Promise<string | undefined | null>;
+
+/** What `tokenMiddleware` and `requireUserToken` put on `req.keyfob`. Printing it shows no token. */
+export interface KeyfobRequestContext {
+  /** The subject this request's tokens belong to; `undefined` means the service's own token. */
+  readonly subject: string | undefined;
+  /** A valid access token for this request's subject (cached, renewed ahead of expiry). */
+  getToken(options?: RequestTokenOptions): Promise<AccessToken>;
+  /** `"Bearer <token>"` for this request's subject, ready for an `Authorization` header. */
+  getAuthorizationHeader(options?: RequestTokenOptions): Promise<string>;
+  /**
+   * Drops exactly this token (call it when the upstream API answered 401 to it); the next
+   * `getToken()` renews it. Resolves whether it was still the current one.
+   */
+  invalidate(token: AccessToken | string, options?: Pick<GetTokenOptions, 'scope'>): Promise<boolean>;
+}
+
+declare global {
+  namespace Express {
+    interface Request {
+      /**
+       * Request-scoped tokens, set by `tokenMiddleware(...)` or `requireUserToken()` from `@keyfob/express`.
+       * Undefined on routes that neither of them ran for.
+       */
+      keyfob: KeyfobRequestContext;
+    }
+  }
+}
+
+class RequestContext implements KeyfobRequestContext {
+  readonly #manager: TokenManager;
+  readonly subject: string | undefined;
+
+  constructor(manager: TokenManager, subject: string | undefined) {
+    this.#manager = manager;
+    this.subject = subject;
+  }
+
+  getToken(options?: RequestTokenOptions): Promise<AccessToken> {
+    return this.#manager.getToken(this.#options(options));
+  }
+
+  getAuthorizationHeader(options?: RequestTokenOptions): Promise<string> {
+    return this.#manager.getAuthorizationHeader(this.#options(options));
+  }
+
+  invalidate(token: AccessToken | string, options: Pick<GetTokenOptions, 'scope'> = {}): Promise<boolean> {
+    const scope = options.scope;
+    return this.#manager.invalidate(token, {
+      ...(this.subject === undefined ? {} : { subject: this.subject }),
+      ...(scope === undefined ? {} : { scope }),
+    });
+  }
+
+  #options(options: RequestTokenOptions | undefined): GetTokenOptions | undefined {
+    if (this.subject === undefined) return options;
+    return { ...options, subject: this.subject };
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { subject: this.subject ?? null };
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return `KeyfobRequestContext { subject: ${this.subject === undefined ? 'undefined' : JSON.stringify(this.subject)} }`;
+  }
+}
+
+/** Builds the `req.keyfob` object for a manager and subject (used by the middlewares; handy in tests). */
+export function createRequestContext(manager: TokenManager, subject?: string): KeyfobRequestContext {
+  return new RequestContext(manager, subject);
+}
+
+export function assertManager(manager: unknown, where: string): asserts manager is TokenManager {
+  const m = manager as Partial<TokenManager> | undefined;
+  if (!m || typeof m.getToken !== 'function' || typeof m.getAuthorizationHeader !== 'function') {
+    throw new ConfigurationError(
+      `${where}: a TokenManager is required (new TokenManager({ tokenUrl, grant })).`,
+    );
+  }
+}
+
+/** Runs the subject resolver; only a non-empty string counts as a subject. */
+export async function resolveSubject(
+  resolver: SubjectResolver | undefined,
+  req: Request,
+): Promise<string | undefined> {
+  if (!resolver) return undefined;
+  const value = await resolver(req);
+  return typeof value === 'string' && value.length > 0 ? value : undefined;
+}
+
+/** Wraps an async handler so a rejection reaches `next(err)` on Express 4 as on Express 5. */
+export function asyncHandler(
+  fn: (req: Request, res: Response, next: NextFunction) => Promise<void>,
+): RequestHandler {
+  return (req, res, next) => {
+    fn(req, res, next).catch(next);
+  };
+}
+
+export interface TokenMiddlewareOptions {
+  /**
+   * Whose token a request uses: return the user id (e.g. `req.session.userId`) for per-user token sets.
+   * Omitted, or returning `undefined`, means the manager's own (service) token.
+   */
+  subject?: SubjectResolver;
+}
+
+/**
+ * Puts `req.keyfob` on every request: `getToken()` / `getAuthorizationHeader()` bound to the request's
+ * subject. It never fetches a token itself; route handlers call `req.keyfob.getAuthorizationHeader()` when
+ * they call the upstream API, and failures reach `next(err)` (mount `keyfobErrorHandler()` to answer them).
+ */
+export function tokenMiddleware(manager: TokenManager, options: TokenMiddlewareOptions = {}): RequestHandler {
+  assertManager(manager, 'tokenMiddleware');
+  const { subject } = options;
+  if (subject !== undefined && typeof subject !== 'function') {
+    throw new ConfigurationError('tokenMiddleware: subject must be a function (req) => string | undefined.');
+  }
+  if (!subject) {
+    const shared = new RequestContext(manager, undefined);
+    return (req, _res, next) => {
+      req.keyfob = shared;
+      next();
+    };
+  }
+  return asyncHandler(async (req, _res, next) => {
+    req.keyfob = new RequestContext(manager, await resolveSubject(subject, req));
+    next();
+  });
+}

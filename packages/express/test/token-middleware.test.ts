@@ -1,0 +1,190 @@
+import { inspect } from 'node:util';
+import { clientCredentials, KeyfobError, LoginRequiredError, TokenManager } from '@keyfob/core';
+import { keyfobErrorHandler, tokenMiddleware } from '@keyfob/express';
+import { genericClientCredentials, type ProviderServer } from '@keyfob/testing';
+import express from 'express';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Browser, type RunningApp, startApp } from './helpers.js';
+
+const SECRET = 'cc-secret-value-1234';
+
+describe('tokenMiddleware with a client-credentials provider', () => {
+  let provider: ProviderServer;
+  let manager: TokenManager;
+  let app: RunningApp;
+  const logged: string[] = [];
+
+  beforeEach(async () => {
+    logged.length = 0;
+    provider = await genericClientCredentials({ clientId: 'svc', clientSecret: SECRET, expiresIn: 3600 });
+    manager = new TokenManager({
+      tokenUrl: provider.tokenUrl,
+      grant: clientCredentials({ clientId: 'svc', clientSecret: SECRET, scope: 'read' }),
+      retries: 0,
+    });
+    app = await startApp(() => {
+      const a = express();
+      a.use(tokenMiddleware(manager));
+      a.get('/hello', async (req, res) => {
+        const r = await fetch(`${provider.apiUrl}/hello`, {
+          headers: { authorization: await req.keyfob.getAuthorizationHeader() },
+        });
+        res.status(r.status).json({ upstream: await r.json(), subject: req.keyfob.subject ?? null });
+      });
+      a.get('/retry', async (req, res) => {
+        // The documented 401 pattern: invalidate exactly the rejected token, retry once.
+        let token = await req.keyfob.getToken();
+        let r = await fetch(`${provider.apiUrl}/x`, {
+          headers: { authorization: `Bearer ${token.accessToken}` },
+        });
+        if (r.status === 401) {
+          await r.body?.cancel();
+          await req.keyfob.invalidate(token);
+          token = await req.keyfob.getToken();
+          r = await fetch(`${provider.apiUrl}/x`, {
+            headers: { authorization: `Bearer ${token.accessToken}` },
+          });
+        }
+        res.status(r.status).json(await r.json());
+      });
+      a.get('/print', (req, res) => {
+        res.json({ printed: `${inspect(req.keyfob)} ${JSON.stringify(req.keyfob)}` });
+      });
+      a.get('/login-needed', () => {
+        throw new LoginRequiredError('No token set is stored for subject "u".', { subject: 'u' });
+      });
+      a.get('/other-error', () => {
+        throw new Error('not ours');
+      });
+      const users = express.Router();
+      users.use(tokenMiddleware(manager, { subject: (req) => req.get('x-user') }));
+      users.get('/who', async (req, res) => {
+        const token = await req.keyfob.getToken();
+        res.json({ subject: req.keyfob.subject ?? null, fp: token.accessToken.slice(-6) });
+      });
+      a.use('/users', users);
+      a.use(keyfobErrorHandler({ logger: { warn: (m) => logged.push(m), error: (m) => logged.push(m) } }));
+      a.use((err: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+        res.status(418).json({ passedThrough: err instanceof Error ? err.message : String(err) });
+      });
+      return a;
+    });
+  });
+
+  afterEach(async () => {
+    await app.close();
+    await manager.close();
+    await provider.close();
+  });
+
+  it('gives route handlers the service token, cached across requests', async () => {
+    const b = new Browser(app.origin);
+    const [r1, r2, r3] = await Promise.all([b.get('/hello'), b.get('/hello'), b.get('/hello')]);
+    for (const r of [r1!, r2!, r3!]) {
+      expect(r.status).toBe(200);
+      expect(r.json).toMatchObject({ upstream: { ok: true, scope: 'read' }, subject: null });
+    }
+    expect(provider.tokenRequests()).toHaveLength(1);
+    expect(provider.tokenRequests()[0]!.params.grant_type).toBe('client_credentials');
+  });
+
+  it('binds the subject from subject(req); no subject means the service token', async () => {
+    const b = new Browser(app.origin);
+    const a = await b.request('/users/who', { headers: { 'x-user': 'alice' } });
+    const c = await b.request('/users/who', { headers: { 'x-user': 'carl' } });
+    const none = await b.get('/users/who');
+    expect(a.json.subject).toBe('alice');
+    expect(c.json.subject).toBe('carl');
+    expect(none.json.subject).toBeNull();
+    // Subjects are part of the cache key: three different tokens.
+    expect(new Set([a.json.fp, c.json.fp, none.json.fp]).size).toBe(3);
+    expect(provider.tokenRequests()).toHaveLength(3);
+  });
+
+  it('invalidate + retry once after an upstream 401 gets a new token', async () => {
+    const b = new Browser(app.origin);
+    expect((await b.get('/retry')).status).toBe(200);
+    provider.issuer.revokeAll();
+    const r = await b.get('/retry');
+    expect(r.status).toBe(200);
+    expect(provider.tokenRequests()).toHaveLength(2);
+  });
+
+  it('maps a failing token endpoint to 502 JSON with code and hint, and no secret', async () => {
+    provider.override = () => ({
+      status: 401,
+      body: { error: 'invalid_client', error_description: 'Bad credentials' },
+    });
+    const r = await new Browser(app.origin).get('/hello');
+    expect(r.status).toBe(502);
+    expect(r.json).toMatchObject({
+      error: 'bad_gateway',
+      code: 'KEYFOB_TOKEN_ENDPOINT',
+      upstreamStatus: 401,
+      oauthError: 'invalid_client',
+    });
+    expect(typeof r.json.hint).toBe('string');
+    expect(r.text).not.toContain(SECRET);
+    expect(r.text).not.toContain(Buffer.from(`svc:${SECRET}`).toString('base64'));
+    expect(r.text).not.toMatch(/\n\s+at /);
+    expect(logged.some((l) => l.includes('KEYFOB_TOKEN_ENDPOINT'))).toBe(true);
+    expect(logged.join('\n')).not.toContain(SECRET);
+  });
+
+  it('maps a token endpoint answering HTML to 502 (unusable response)', async () => {
+    provider.override = () => ({
+      status: 200,
+      headers: { 'content-type': 'text/html' },
+      body: '<html>login</html>',
+    });
+    const r = await new Browser(app.origin).get('/hello');
+    expect(r.status).toBe(502);
+    expect(r.json.code).toBe('KEYFOB_TOKEN_RESPONSE');
+  });
+
+  it('LoginRequiredError -> 401 JSON; other errors pass through untouched', async () => {
+    const b = new Browser(app.origin);
+    const r = await b.get('/login-needed');
+    expect(r.status).toBe(401);
+    expect(r.json).toMatchObject({ error: 'login_required', code: 'KEYFOB_LOGIN_REQUIRED' });
+    const o = await b.get('/other-error');
+    expect(o.status).toBe(418);
+    expect(o.json).toEqual({ passedThrough: 'not ours' });
+  });
+
+  it('prints no token', async () => {
+    const b = new Browser(app.origin);
+    await b.get('/hello');
+    const token = await manager.getToken();
+    const r = await b.get('/print');
+    expect(r.json.printed).toContain('KeyfobRequestContext');
+    expect(r.json.printed).not.toContain(token.accessToken);
+  });
+
+  it('redirects browsers to loginUrl when a LoginRequiredError reaches a handler configured with one', async () => {
+    const other = await startApp(() => {
+      const a = express();
+      a.get('/p', () => {
+        throw new LoginRequiredError('No token set.', {});
+      });
+      a.use(keyfobErrorHandler({ loginUrl: '/auth/login' }));
+      return a;
+    });
+    try {
+      const b = new Browser(other.origin);
+      const html = await b.get('/p?x=1', 'text/html');
+      expect(html.status).toBe(302);
+      expect(html.location).toBe('/auth/login?returnTo=%2Fp%3Fx%3D1');
+      expect((await b.get('/p')).status).toBe(401);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('rejects a missing manager and a non-function subject', () => {
+    expect(() => tokenMiddleware(undefined as never)).toThrow(KeyfobError);
+    expect(() => tokenMiddleware(manager, { subject: 'alice' as never })).toThrow(
+      /subject must be a function/,
+    );
+  });
+});
