@@ -24,7 +24,7 @@ export type AuthorizationCallbackReason =
   | 'cross_site_request';
 
 /** Stable `code` of {@link AuthorizationCallbackError}. */
-export const AUTHORIZATION_CALLBACK_ERROR = 'KEYFOB_AUTHORIZATION_CALLBACK';
+export const AUTHORIZATION_CALLBACK_ERROR = ErrorCode.AuthorizationCallback;
 
 /**
  * The browser came back from the provider with something keyfob refuses: no or a forged `state`, a login
@@ -44,9 +44,8 @@ export class AuthorizationCallbackError extends KeyfobError {
     message: string,
     options: { hint?: string; cause?: unknown; status?: number; providerError?: string } = {},
   ) {
-    // core's ErrorCode has no member for the login callback; this package's code is documented and stable.
     super(message, {
-      code: AUTHORIZATION_CALLBACK_ERROR as unknown as ErrorCode,
+      code: ErrorCode.AuthorizationCallback,
       ...(options.hint === undefined ? {} : { hint: options.hint }),
       ...(options.cause === undefined ? {} : { cause: options.cause }),
     });

@@ -1,4 +1,11 @@
-import { ConfigurationError, redact } from '@keyfob/core';
+import { ConfigurationError, ErrorCode, KeyfobError, redact } from '@keyfob/core';
+
+/** A Redis call failed; the message names the operation and never carries a command argument. */
+export class RedisTokenStoreError extends KeyfobError {
+  constructor(message: string) {
+    super(message, { code: ErrorCode.Store });
+  }
+}
 
 /**
  * The part of an ioredis client (`new Redis(...)`, also a `Cluster`) the store uses. Any object
@@ -93,7 +100,7 @@ export function commandsFor(client: unknown): RedisCommands {
  * An error safe to log: Redis client errors can carry the command and its arguments (the token
  * value being written) in `message`, `command` or `args`; none of that is kept, and no `cause`.
  */
-export function storeError(op: string, error: unknown, args: readonly string[]): Error {
+export function storeError(op: string, error: unknown, args: readonly string[]): RedisTokenStoreError {
   let detail = 'unknown error';
   if (error instanceof Error || (typeof error === 'object' && error !== null)) {
     const e = error as { name?: unknown; code?: unknown; message?: unknown };
@@ -104,7 +111,5 @@ export function storeError(op: string, error: unknown, args: readonly string[]):
     const code = typeof e.code === 'string' && /^[A-Z0-9_]{2,40}$/.test(e.code) ? e.code : '';
     detail = [name, code, message].filter(Boolean).join(': ') || detail;
   }
-  const err = new Error(`RedisTokenStore: ${op} failed (${detail})`);
-  err.name = 'RedisTokenStoreError';
-  return err;
+  return new RedisTokenStoreError(`RedisTokenStore: ${op} failed (${detail})`);
 }

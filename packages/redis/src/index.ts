@@ -1,2 +1,7 @@
-export type { IoRedisLikeClient, NodeRedisLikeClient, RedisClientLike } from './client.js';
+export {
+  type IoRedisLikeClient,
+  type NodeRedisLikeClient,
+  type RedisClientLike,
+  RedisTokenStoreError,
+} from './client.js';
 export { RedisTokenStore, type RedisTokenStoreOptions } from './store.js';

@@ -1,7 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
 import { ConfigurationError, clientCredentials, type StoredToken, TokenManager } from '@keyfob/core';
-import { type IoRedisLikeClient, type RedisClientLike, RedisTokenStore } from '@keyfob/redis';
+import {
+  type IoRedisLikeClient,
+  type RedisClientLike,
+  RedisTokenStore,
+  RedisTokenStoreError,
+} from '@keyfob/redis';
 import { genericClientCredentials } from '@keyfob/testing';
 import { type Cluster, Redis } from 'ioredis';
 import { createClient } from 'redis';
@@ -259,7 +264,8 @@ describe.skipIf(skipRedis)('RedisTokenStore on a real redis-server', () => {
     } finally {
       await redis.config('SET', 'maxmemory', '0');
     }
-    expect(error).toBeInstanceOf(Error);
+    expect(error).toBeInstanceOf(RedisTokenStoreError);
+    expect(error).toMatchObject({ code: 'KEYFOB_STORE' });
     expect((error as Error).message).toMatch(/RedisTokenStore: set failed .*OOM/);
     const all = `${(error as Error).message} ${(error as Error).stack} ${inspect(error, { depth: 5, showHidden: true })} ${JSON.stringify(error)}`;
     expect(all).not.toContain('IN_ARGS');
