@@ -1,0 +1,6 @@
+export {
+  type AttachTokensOptions,
+  attachTokens,
+  type KeyfobRequestError,
+  type KeyfobRequestOptions,
+} from './attach.js';

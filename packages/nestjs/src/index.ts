@@ -1,0 +1,18 @@
+export {
+  KeyfobModule,
+  type KeyfobModuleAsyncOptions,
+  type KeyfobModuleForRootOptions,
+} from './keyfob.module.js';
+export type {
+  KeyfobHttpOptions,
+  KeyfobModuleExtras,
+  KeyfobModuleOptions,
+  KeyfobOptionsFactory,
+} from './options.js';
+export {
+  DEFAULT_KEYFOB_NAME,
+  getKeyfobHttpToken,
+  getTokenManagerToken,
+  InjectKeyfobHttp,
+  InjectTokenManager,
+} from './tokens.js';
