@@ -109,6 +109,15 @@ export function normaliseTokenResponse(body: unknown, opts: NormaliseOptions): A
   }
   const raw = body as Record<string, unknown>;
   const accessToken = raw.access_token;
+  if ((accessToken === undefined || accessToken === null) && typeof raw.error === 'string') {
+    const description =
+      typeof raw.error_description === 'string' ? `: ${raw.error_description.slice(0, 200)}` : '';
+    fail(
+      `The token endpoint answered 2xx with an OAuth error instead of a token (${raw.error.slice(0, 60)}${description}).`,
+      'Read the error: the provider rejected the request but did not say so in the HTTP status.',
+      where,
+    );
+  }
   if (typeof accessToken !== 'string' || accessToken.trim() === '') {
     const fields = Object.keys(raw).slice(0, 10).join(', ') || 'none';
     fail(

@@ -117,6 +117,14 @@ describe('bad token endpoint answers', () => {
     expect(err.message).toContain('token_type, expires_in');
   });
 
+  it('a 200 carrying an OAuth error says so', async () => {
+    const server = await endpoint([
+      { body: { error: 'invalid_client', error_description: 'Bad credentials' } },
+    ]);
+    const err = await expectSafeError(manager(server.url).getToken(), TokenResponseError);
+    expect(err.message).toContain('invalid_client: Bad credentials');
+  });
+
   it.each([
     ['negative', -5],
     ['zero', 0],

@@ -197,3 +197,49 @@ describe('seed providers, emulated as documented', () => {
     expect((await jsonTokens.getToken({ subject: 'user_7' })).accessToken).toMatch(/^at_/);
   });
 });
+
+describe('Basic header encoding', () => {
+  it('falls back from RFC form-encoding to raw values once, and keeps what worked', async () => {
+    // Risk Cloud's endpoint compares base64('client:secret') of the raw values.
+    const server = await riskCloud({ clientId: 'client-abc', clientSecret: 's3cr+t/with=chars' });
+    cleanup.push(() => server.close());
+    const tokens = new TokenManager({
+      tokenUrl: server.tokenUrl,
+      grant: clientCredentials({ clientId: 'client-abc', clientSecret: 's3cr+t/with=chars' }), // 'basic': form first
+    });
+    cleanup.push(() => tokens.close());
+    const first = await tokens.getToken();
+    expect(server.tokenRequests()).toHaveLength(2);
+    await tokens.invalidate(first);
+    await tokens.getToken();
+    expect(server.tokenRequests()).toHaveLength(3); // raw straight away now
+  });
+
+  it('an explicit basicEncoding is never second-guessed', async () => {
+    const server = await riskCloud({ clientId: 'client-abc', clientSecret: 's3cr+t/with=chars' });
+    cleanup.push(() => server.close());
+    const tokens = new TokenManager({
+      tokenUrl: server.tokenUrl,
+      grant: clientCredentials({
+        clientId: 'client-abc',
+        clientSecret: 's3cr+t/with=chars',
+        basicEncoding: 'form',
+      }),
+    });
+    cleanup.push(() => tokens.close());
+    await expect(tokens.getToken()).rejects.toMatchObject({ status: 401 });
+    expect(server.tokenRequests()).toHaveLength(1);
+  });
+
+  it('wrong credentials without special characters cost one request, not two', async () => {
+    const server = await riskCloud({ clientId: 'client', clientSecret: 'right' });
+    cleanup.push(() => server.close());
+    const tokens = new TokenManager({
+      tokenUrl: server.tokenUrl,
+      grant: clientCredentials({ clientId: 'client', clientSecret: 'wrong' }),
+    });
+    cleanup.push(() => tokens.close());
+    await expect(tokens.getToken()).rejects.toMatchObject({ status: 401 });
+    expect(server.tokenRequests()).toHaveLength(1);
+  });
+});

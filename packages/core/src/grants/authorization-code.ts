@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { ConfigurationError, LoginRequiredError } from '../errors.js';
 import type { AccessToken } from '../types.js';
 import { hostOf } from './binding.js';
-import { buildRequest, type Grant, grantInspect } from './grant.js';
+import { BasicEncoding, buildRequest, type Grant, grantInspect } from './grant.js';
 
 export interface AuthorizationCodeOptions {
   clientId: string;
@@ -91,8 +91,8 @@ export function authorizationCode(options: AuthorizationCodeOptions): Authorizat
   }
   const pkce = options.pkce ?? true;
   const clientAuth = options.clientAuth ?? 'body';
-  const basicEncoding = options.basicEncoding ?? 'form';
-  const common = { clientId, clientSecret, clientAuth, basicEncoding, extraParams } as const;
+  const encoding = new BasicEncoding(options.basicEncoding, 'form', clientId, clientSecret, clientAuth);
+  const common = { clientId, clientSecret, clientAuth, extraParams } as const;
 
   const grant: AuthorizationCodeGrant = {
     type: 'authorization_code',
@@ -110,9 +110,10 @@ export function authorizationCode(options: AuthorizationCodeOptions): Authorizat
       });
     },
     refresh(ctx, refreshToken) {
-      return ctx.request(
+      return encoding.send(ctx.request, (basicEncoding) =>
         buildRequest({
           ...common,
+          basicEncoding,
           grantType: 'refresh_token',
           fields: { grant_type: 'refresh_token', refresh_token: refreshToken },
           secrets: [refreshToken],
@@ -154,9 +155,10 @@ export function authorizationCode(options: AuthorizationCodeOptions): Authorizat
         grant,
         { subject: opts.subject, scope: opts.scope },
         (ctx) =>
-          ctx.request(
+          encoding.send(ctx.request, (basicEncoding) =>
             buildRequest({
               ...common,
+              basicEncoding,
               grantType: 'authorization_code',
               fields: {
                 grant_type: 'authorization_code',
@@ -180,6 +182,7 @@ export function authorizationCode(options: AuthorizationCodeOptions): Authorizat
             ctx.request({
               ...buildRequest({
                 ...common,
+                basicEncoding: encoding.current,
                 extraParams: undefined,
                 grantType: 'revocation',
                 fields: { token, token_type_hint: hint },

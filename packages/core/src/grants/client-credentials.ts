@@ -1,5 +1,5 @@
 import { ConfigurationError } from '../errors.js';
-import { buildRequest, type ClientAuthMethod, type Grant, grantInspect } from './grant.js';
+import { BasicEncoding, buildRequest, type ClientAuthMethod, type Grant, grantInspect } from './grant.js';
 
 export interface ClientCredentialsOptions {
   clientId: string;
@@ -35,7 +35,13 @@ export function clientCredentials(options: ClientCredentialsOptions): Grant {
       `clientCredentials: clientAuth '${clientAuth}' is not one of basic, body, json, basic-only.`,
     );
   }
-  const basicEncoding = options.basicEncoding ?? (clientAuth === 'basic-only' ? 'raw' : 'form');
+  const encoding = new BasicEncoding(
+    options.basicEncoding,
+    clientAuth === 'basic-only' ? 'raw' : 'form',
+    clientId,
+    clientSecret,
+    clientAuth,
+  );
   const grant: Grant = {
     type: 'client_credentials',
     clientId,
@@ -44,7 +50,7 @@ export function clientCredentials(options: ClientCredentialsOptions): Grant {
     identity: clientAuth,
     usesTokenUrl: true,
     fetchToken(ctx) {
-      return ctx.request(
+      return encoding.send(ctx.request, (basicEncoding) =>
         buildRequest({
           grantType: 'client_credentials',
           fields: { grant_type: 'client_credentials', scope: ctx.scope, ...ctx.extraParams },

@@ -1,3 +1,4 @@
+import { TokenEndpointError } from '../errors.js';
 import type { TokenRequest } from '../token-endpoint.js';
 
 /** How a confidential client proves who it is at the token endpoint (RFC 6749 2.3). */
@@ -90,4 +91,59 @@ export function buildRequest(input: {
   if (clientAuth === 'basic-only') return base;
   if (clientAuth === 'json') return { ...base, body: fields };
   return { ...base, body: new URLSearchParams(fields) };
+}
+
+/**
+ * Chooses the Basic header encoding. RFC 6749 2.3.1 says form-encode id and secret before base64;
+ * many servers (anything tested with `curl -u`, Risk Cloud's docs) compare the raw values instead.
+ * When the encoding was not set explicitly and the two differ for these credentials (a secret with
+ * `+ / = : @ %` or spaces), a 401 / `invalid_client` to one is retried once with the other, and the
+ * one that worked is kept for later requests (like golang.org/x/oauth2's auth style auto-detection).
+ */
+export class BasicEncoding {
+  #current: 'form' | 'raw';
+  readonly #auto: boolean;
+
+  constructor(
+    explicit: 'form' | 'raw' | undefined,
+    fallback: 'form' | 'raw',
+    clientId: string | undefined,
+    clientSecret: string | undefined,
+    clientAuth: ClientAuthMethod,
+  ) {
+    this.#current = explicit ?? fallback;
+    this.#auto =
+      explicit === undefined &&
+      (clientAuth === 'basic' || clientAuth === 'basic-only') &&
+      clientId !== undefined &&
+      clientSecret !== undefined &&
+      basicAuthorization(clientId, clientSecret, 'form') !==
+        basicAuthorization(clientId, clientSecret, 'raw');
+  }
+
+  get current(): 'form' | 'raw' {
+    return this.#current;
+  }
+
+  async send(
+    request: (req: TokenRequest) => Promise<Record<string, unknown>>,
+    build: (encoding: 'form' | 'raw') => TokenRequest,
+  ): Promise<Record<string, unknown>> {
+    const first = this.#current;
+    try {
+      return await request(build(first));
+    } catch (e) {
+      const rejectedClient =
+        e instanceof TokenEndpointError && (e.status === 401 || e.error === 'invalid_client');
+      if (!this.#auto || !rejectedClient) throw e;
+      const other = first === 'form' ? 'raw' : 'form';
+      try {
+        const answer = await request(build(other));
+        this.#current = other;
+        return answer;
+      } catch {
+        throw e; // the first answer, whose hint explains the encodings
+      }
+    }
+  }
 }

@@ -1,5 +1,5 @@
 import { ConfigurationError } from '../errors.js';
-import { buildRequest, type Grant, grantInspect } from './grant.js';
+import { BasicEncoding, buildRequest, type Grant, grantInspect } from './grant.js';
 
 export interface PasswordGrantOptions {
   username: string;
@@ -24,8 +24,8 @@ export function passwordGrant(options: PasswordGrantOptions): Grant {
   if (!username) throw new ConfigurationError('passwordGrant: username is required.');
   if (!password) throw new ConfigurationError('passwordGrant: password is required.');
   const clientAuth = options.clientAuth ?? (clientSecret ? 'basic' : 'body');
-  const basicEncoding = options.basicEncoding ?? 'form';
-  const common = { clientId, clientSecret, clientAuth, basicEncoding, extraParams } as const;
+  const encoding = new BasicEncoding(options.basicEncoding, 'form', clientId, clientSecret, clientAuth);
+  const common = { clientId, clientSecret, clientAuth, extraParams } as const;
   const grant: Grant = {
     type: 'password',
     clientId,
@@ -34,9 +34,10 @@ export function passwordGrant(options: PasswordGrantOptions): Grant {
     identity: username,
     usesTokenUrl: true,
     fetchToken(ctx) {
-      return ctx.request(
+      return encoding.send(ctx.request, (basicEncoding) =>
         buildRequest({
           ...common,
+          basicEncoding,
           grantType: 'password',
           fields: { grant_type: 'password', username, password, scope: ctx.scope, ...ctx.extraParams },
           secrets: [password],
@@ -44,9 +45,10 @@ export function passwordGrant(options: PasswordGrantOptions): Grant {
       );
     },
     refresh(ctx, refreshToken) {
-      return ctx.request(
+      return encoding.send(ctx.request, (basicEncoding) =>
         buildRequest({
           ...common,
+          basicEncoding,
           grantType: 'refresh_token',
           fields: { grant_type: 'refresh_token', refresh_token: refreshToken, scope: ctx.scope },
           secrets: [password, refreshToken],
