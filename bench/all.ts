@@ -37,7 +37,7 @@ if (want(1)) {
 
 if (want(2)) {
   step(2, 'adapter overhead: requests/s with keyfob vs a hard-coded header');
-  const opts = quick ? { roundMs: 600, rounds: 3 } : { roundMs: 1_500, rounds: 5 };
+  const opts = quick ? { roundMs: 600, rounds: 3 } : { roundMs: 1_500, rounds: 9 };
   const ax = await benchAxiosOverhead(opts);
   const gt = await benchGotOverhead(opts);
   const row = (name: string, c: string, x: { keyfob: number; baseline: number; ratio: number }) =>
