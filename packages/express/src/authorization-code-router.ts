@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import {
   type AccessToken,
   type AuthorizationCodeGrant,
@@ -69,14 +69,15 @@ export interface AuthorizationCodeRouterOptions {
   subject: SubjectResolver;
   /**
    * HMAC-SHA256 key(s) of the state cookie, at least 32 characters. With several, the first signs and all
-   * verify (rotation).
+   * verify (rotation). Defaults to a random key made when the router is created (with a warning): fine for one
+   * process, but a login started on one instance then cannot finish on another: set it when you run several.
    */
-  cookieSecret: string | readonly string[];
+  cookieSecret?: string | readonly string[];
   /** GET: starts a login. Defaults to `'/login'` (relative to where the router is mounted). */
   loginPath?: string;
   /** GET: the provider redirects here. Defaults to the path of `grant.redirectUri`. */
   callbackPath?: string;
-  /** POST: deletes (and revokes) the user's token set. Defaults to `'/logout'`. */
+  /** POST or same-site GET: deletes (and revokes) the user's token set. Defaults to `'/logout'`. */
   logoutPath?: string;
   /** Where a completed login goes when it had no `returnTo`. Defaults to `'/'`. */
   successRedirect?: string;
@@ -210,8 +211,8 @@ function providerErrorCode(value: string): string {
  *   the callback path, so several logins can be in flight (two tabs) and nothing depends on the URL alone.
  * - `GET callbackPath` checks the state (constant-time), exchanges the code (with `exchangeParams`/`userIdParam`),
  *   stores the token set under the subject, calls `onLogin`, and redirects to `returnTo` or `successRedirect`.
- * - `POST logoutPath` deletes (and revokes) the subject's token set and calls `onLogout`. POST only, so a link
- *   or image on another site cannot log a user out; cross-site requests (`Sec-Fetch-Site`) are refused.
+ * - `POST` (or same-site `GET`) `logoutPath` deletes (and revokes) the subject's token set and calls `onLogout`;
+ *   cross-site requests (`Sec-Fetch-Site: cross-site`) are refused, so another site cannot log a user out.
  */
 export function authorizationCodeRouter(options: AuthorizationCodeRouterOptions): AuthorizationCodeRouter {
   if (!options || typeof options !== 'object') {
@@ -230,7 +231,16 @@ export function authorizationCodeRouter(options: AuthorizationCodeRouterOptions)
     );
   }
   const secrets =
-    typeof options.cookieSecret === 'string' ? [options.cookieSecret] : [...(options.cookieSecret ?? [])];
+    options.cookieSecret === undefined
+      ? [randomBytes(32).toString('base64url')]
+      : typeof options.cookieSecret === 'string'
+        ? [options.cookieSecret]
+        : [...options.cookieSecret];
+  if (options.cookieSecret === undefined) {
+    logger?.warn(
+      'keyfob: authorizationCodeRouter has no cookieSecret; using a random per-process key (logins cannot move between instances).',
+    );
+  }
   if (secrets.length === 0 || secrets.some((s) => typeof s !== 'string' || s.length < 32)) {
     throw new ConfigurationError(
       'authorizationCodeRouter: cookieSecret must be at least 32 characters (e.g. crypto.randomBytes(32).toString("base64url")).',
@@ -283,11 +293,8 @@ export function authorizationCodeRouter(options: AuthorizationCodeRouterOptions)
     asyncHandler(async (req, res) => {
       const current = await resolveSubject(subject, req);
       if (current === undefined && !onLogin) {
-        throw new ConfigurationError(
-          'authorizationCodeRouter: the login request has no subject and no onLogin is configured, so the token set could not be tied to this user.',
-          {
-            hint: 'Identify the user first (subject(req)), or pass onLogin to remember the generated subject.',
-          },
+        logger?.warn(
+          'keyfob: a login started with no subject and no onLogin: the token set is stored under a generated subject your app cannot look up; identify the user (subject) or pass onLogin.',
         );
       }
       const sub = current ?? newSubject(req);
@@ -375,8 +382,10 @@ export function authorizationCodeRouter(options: AuthorizationCodeRouterOptions)
         );
       }
       if (!payload.gen) {
+        // The signed state cookie ties the login to this browser; refuse only when another user is signed in
+        // now (a callback request the app cannot identify, e.g. its session lives elsewhere, is fine).
         const current = await resolveSubject(subject, req);
-        if (current !== payload.sub) {
+        if (current !== undefined && current !== payload.sub) {
           throw refuse(
             'subject_mismatch',
             'The signed-in user changed while the sign-in was in progress; start the sign-in again.',
@@ -415,21 +424,22 @@ export function authorizationCodeRouter(options: AuthorizationCodeRouterOptions)
     }),
   );
 
-  router.post(
-    logoutPath,
-    asyncHandler(async (req, res) => {
-      if (req.get('sec-fetch-site') === 'cross-site') {
-        throw refuse('cross_site_request', 'Logout must be requested from this site.', { status: 403 });
-      }
-      const sub = await resolveSubject(subject, req);
-      if (sub !== undefined) await manager.deleteToken({ subject: sub, revoke: revokeOnLogout });
-      await onLogout?.({ req, res, subject: sub });
-      if (res.headersSent) return;
-      res.set('Cache-Control', 'no-store');
-      if (prefersHtml(req)) res.redirect(303, logoutRedirect);
-      else res.status(204).end();
-    }),
-  );
+  const logout = asyncHandler(async (req, res) => {
+    if (req.get('sec-fetch-site') === 'cross-site') {
+      throw refuse('cross_site_request', 'Logout must be requested from this site.', { status: 403 });
+    }
+    const sub = await resolveSubject(subject, req);
+    if (sub !== undefined) await manager.deleteToken({ subject: sub, revoke: revokeOnLogout });
+    await onLogout?.({ req, res, subject: sub });
+    if (res.headersSent) return;
+    res.set('Cache-Control', 'no-store');
+    if (prefersHtml(req)) res.redirect(303, logoutRedirect);
+    else res.status(204).end();
+  });
+  router.post(logoutPath, logout);
+  // GET too (a plain "Log out" link works), but never from another site: a cross-site request, or a
+  // navigation whose Sec-Fetch-Site says it came from elsewhere, is refused (403).
+  router.get(logoutPath, logout);
 
   if (options.handleErrors ?? true) {
     router.use(keyfobErrorHandler({ loginUrl: routerLoginUrl, ...(logger ? { logger } : {}) }));

@@ -275,6 +275,26 @@ describe('authorizationCodeRouter against the real authorization server', () => 
     }
   });
 
+  it('works with only the options the docs require: no cookieSecret, a subject known at login only', async () => {
+    // subject(req) reads ?as= (present on /login only); the callback cannot identify the user and relies on
+    // the signed state cookie; the state cookie is signed with a random per-process key.
+    const s = await setup(server, {
+      router: {
+        cookieSecret: undefined,
+        subject: (req) => (typeof req.query.as === 'string' ? req.query.as : undefined),
+        onLogin: undefined,
+      },
+    });
+    const browser = new Browser(s.app.origin);
+    const done = await login(browser, '/login?as=grace&user=grace');
+    expect(done.status).toBe(302);
+    const token = await s.manager.getToken({ subject: 'grace' });
+    const me = await fetch(`${server.apiUrl}/me`, {
+      headers: { authorization: `Bearer ${token.accessToken}` },
+    });
+    expect(((await me.json()) as { sub: string }).sub).toBe('grace');
+  });
+
   it('logout (POST) deletes and revokes the user’s tokens', async () => {
     const s = await setup(server);
     const browser = new Browser(s.app.origin);
@@ -283,7 +303,12 @@ describe('authorizationCodeRouter against the real authorization server', () => 
     const token = await s.manager.getToken({ subject });
     expect((await browser.get('/api/me')).status).toBe(200);
 
-    expect((await browser.get('/logout')).status).toBe(404); // GET is not a logout
+    // GET works from this site, never from another one (an <img src> elsewhere cannot log the user out).
+    const crossSiteGet = await browser.request('/logout', {
+      method: 'GET',
+      headers: { 'sec-fetch-site': 'cross-site' },
+    });
+    expect(crossSiteGet.status).toBe(403);
     const crossSite = await browser.request('/logout', {
       method: 'POST',
       headers: { 'sec-fetch-site': 'cross-site' },
@@ -594,7 +619,7 @@ describe('options are checked when the router is built', () => {
     expect(r.headers.get('cache-control')).toBe('no-store');
   });
 
-  it('an anonymous login without onLogin is refused with a configuration error (500, no details)', async () => {
+  it('an anonymous login without onLogin still starts, under a generated subject', async () => {
     const grant = authorizationCode({
       clientId: 'c',
       redirectUri: 'http://127.0.0.1:1/cb',
@@ -610,12 +635,9 @@ describe('options are checked when the router is built', () => {
       return a;
     });
     cleanup.push(() => app.close());
+    // Nobody identified and no onLogin: the login still starts (with a warning), under a generated subject.
     const r = await new Browser(app.origin).get('/login');
-    expect(r.status).toBe(500);
-    expect(r.json).toEqual({
-      error: 'server_error',
-      code: 'KEYFOB_CONFIGURATION',
-      message: 'keyfob is misconfigured.',
-    });
+    expect(r.status).toBe(302);
+    expect(r.location).toMatch(/^https:\/\/auth\.example\/authorize\?/);
   });
 });
