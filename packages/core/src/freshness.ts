@@ -2,7 +2,7 @@
  * The one place that decides when a token is renewed. For a token living L ms:
  * - `refreshAt = expiresAt - min(refreshMarginMs, L/5)`: from here a call returns the cached token
  *   at once and starts a background refresh (refresh-ahead), so callers never wait at expiry;
- * - `staleAt = expiresAt - min(expiryBufferMs, L/20)`: from here the token is not handed out any
+ * - `staleAt = expiresAt - min(expiryBufferMs, L/10)`: from here the token is not handed out any
  *   more (it could expire in flight), callers wait for the new one.
  * The L/5 cap keeps short-lived tokens useful: a 2 s token is reused for 1.6 s, not refetched per call.
  */
@@ -26,7 +26,7 @@ export function freshnessOf(
     return { refreshAt: Number.POSITIVE_INFINITY, staleAt: Number.POSITIVE_INFINITY };
   const lifetime = Math.max(0, expiresAt - Math.min(token.obtainedAt ?? now, now));
   const margin = Math.min(policy.refreshMarginMs, lifetime / 5);
-  const buffer = Math.min(policy.expiryBufferMs, lifetime / 20, margin);
+  const buffer = Math.min(policy.expiryBufferMs, lifetime / 10, margin);
   return { refreshAt: expiresAt - margin, staleAt: expiresAt - buffer };
 }
 

@@ -31,7 +31,7 @@ export interface TokenManagerOptions {
   store?: TokenStore;
   /** Start renewing this long before expiry (capped at a fifth of the lifetime). Defaults to `60_000`. */
   refreshMarginMs?: number;
-  /** Never hand out a token this close to expiry (capped at a twentieth of the lifetime). Defaults to `5_000`. */
+  /** Never hand out a token this close to expiry (capped at a tenth of the lifetime). Defaults to `5_000`. */
   expiryBufferMs?: number;
   /** Lifetime assumed when a response has no `expires_in`, `expiration` or JWT `exp`. Defaults to `300_000`. */
   defaultLifetimeMs?: number;

@@ -1,0 +1,145 @@
+// Scenario 2: adapter overhead, interleaved at the finest grain: at concurrency 1 each loop iteration sends one
+// request through keyfob and one with a hard-coded header (order alternating) and times each; at concurrency
+// 32, 32 workers per side run at the same time against the same server. Both sides therefore see the same
+// machine at the same moments; the ratio is keyfob's requests/s over the baseline's, median of rounds.
+import { Agent, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { attachTokens } from '../packages/axios/src/index.ts';
+import { staticToken, TokenManager } from '../packages/core/src/index.ts';
+import { withTokens } from '../packages/got/src/index.ts';
+import { axios, got } from './deps.ts';
+
+const TOKEN = 'bench-access-token-0123456789abcdef';
+
+export interface OverheadRow {
+  keyfob: number;
+  baseline: number;
+  ratio: number;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+
+type Call = () => Promise<unknown>;
+
+async function clients(
+  adapter: 'axios' | 'got',
+  baseUrl: string,
+  manager: TokenManager,
+): Promise<[Call, Call, () => void]> {
+  const agentA = new Agent({ keepAlive: true });
+  const agentB = new Agent({ keepAlive: true });
+  const close = () => {
+    agentA.destroy();
+    agentB.destroy();
+  };
+  if (adapter === 'axios') {
+    const a = axios.create({ baseURL: baseUrl, httpAgent: agentA });
+    attachTokens(a, manager);
+    const b = axios.create({
+      baseURL: baseUrl,
+      httpAgent: agentB,
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    return [() => a.get('/ping'), () => b.get('/ping'), close];
+  }
+  const a = withTokens(got.extend({ prefixUrl: baseUrl, agent: { http: agentA } }), manager);
+  const b = got.extend({
+    prefixUrl: baseUrl,
+    agent: { http: agentB },
+    headers: { authorization: `Bearer ${TOKEN}` },
+  });
+  return [() => a.get('ping'), () => b.get('ping'), close];
+}
+
+export async function benchOverhead(
+  adapter: 'axios' | 'got',
+  opts: { roundMs?: number; rounds?: number } = {},
+): Promise<{ c1: OverheadRow; c32: OverheadRow }> {
+  const roundMs = opts.roundMs ?? 2_000;
+  const rounds = opts.rounds ?? 7;
+  let wrong = 0;
+  const server = createServer((req, res) => {
+    if (req.headers.authorization !== `Bearer ${TOKEN}`) wrong++;
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end('ok');
+  });
+  server.keepAliveTimeout = 30_000;
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const manager = new TokenManager({ grant: staticToken({ accessToken: TOKEN }) });
+  const [a, b, close] = await clients(adapter, baseUrl, manager);
+  try {
+    // Concurrency 1: request-by-request interleaving, each request timed.
+    const c1 = async () => {
+      let ta = 0;
+      let tb = 0;
+      let n = 0;
+      const until = performance.now() + roundMs;
+      while (performance.now() < until) {
+        const first = n % 2 === 0;
+        for (const side of first ? [a, b] : [b, a]) {
+          const t = performance.now();
+          await side();
+          const dt = performance.now() - t;
+          if (side === a) ta += dt;
+          else tb += dt;
+        }
+        n++;
+      }
+      return { keyfob: (n / ta) * 1000, baseline: (n / tb) * 1000 };
+    };
+    // Concurrency 32: both sides' workers share the event loop and the server at the same time.
+    const c32 = async () => {
+      let na = 0;
+      let nb = 0;
+      const until = performance.now() + roundMs;
+      const started = performance.now();
+      const worker = async (call: Call, count: () => void) => {
+        while (performance.now() < until) {
+          await call();
+          count();
+        }
+      };
+      await Promise.all([
+        ...Array.from({ length: 32 }, () => worker(a, () => na++)),
+        ...Array.from({ length: 32 }, () => worker(b, () => nb++)),
+      ]);
+      const s = (performance.now() - started) / 1000;
+      return { keyfob: na / s, baseline: nb / s };
+    };
+    await c1(); // warm-up
+    await c32();
+    const out: Record<'c1' | 'c32', { keyfob: number[]; baseline: number[]; ratio: number[] }> = {
+      c1: { keyfob: [], baseline: [], ratio: [] },
+      c32: { keyfob: [], baseline: [], ratio: [] },
+    };
+    for (let r = 0; r < rounds; r++) {
+      for (const [name, run] of [
+        ['c1', c1],
+        ['c32', c32],
+      ] as const) {
+        const x = await run();
+        out[name].keyfob.push(x.keyfob);
+        out[name].baseline.push(x.baseline);
+        out[name].ratio.push(x.keyfob / x.baseline);
+      }
+    }
+    if (wrong > 0) throw new Error(`${wrong} requests arrived without the expected Authorization header`);
+    const row = (k: 'c1' | 'c32'): OverheadRow => ({
+      keyfob: median(out[k].keyfob),
+      baseline: median(out[k].baseline),
+      ratio: median(out[k].ratio),
+    });
+    return { c1: row('c1'), c32: row('c32') };
+  } finally {
+    close();
+    await manager.close();
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  for (const adapter of ['axios', 'got'] as const)
+    console.log(adapter, await benchOverhead(adapter, { rounds: 5 }));
+}
