@@ -257,35 +257,29 @@ export class TokenManager {
    */
   getToken(options?: GetTokenOptions): Promise<AccessToken> {
     const ctx = options === undefined ? this.#defaultCtx : this.#ctxFor(options);
-    if (options === undefined || options.forceRefresh !== true) {
-      const e = this.#l1.get(ctx.key);
-      if (e !== undefined) {
-        const now = this.#now();
-        if (now < e.refreshAt) return e.promise;
-        if (now < e.staleAt) {
-          this.#refreshAhead(e, now);
-          return e.promise;
-        }
-      }
-    }
-    return this.#slow(ctx, options).then((e) => e.token);
+    const e = this.#fresh(ctx, options);
+    return e !== undefined ? e.promise : this.#slow(ctx, options).then((x) => x.token);
   }
 
   /** `"Bearer <token>"`, ready for an Authorization header. */
   getAuthorizationHeader(options?: GetTokenOptions): Promise<string> {
     const ctx = options === undefined ? this.#defaultCtx : this.#ctxFor(options);
-    if (options === undefined || options.forceRefresh !== true) {
-      const e = this.#l1.get(ctx.key);
-      if (e !== undefined) {
-        const now = this.#now();
-        if (now < e.refreshAt) return e.header;
-        if (now < e.staleAt) {
-          this.#refreshAhead(e, now);
-          return e.header;
-        }
-      }
+    const e = this.#fresh(ctx, options);
+    return e !== undefined ? e.header : this.#slow(ctx, options).then((x) => x.header);
+  }
+
+  /** The hot path: the cached entry when it may be handed out (starting a refresh-ahead when due). */
+  #fresh(ctx: KeyContext, options: GetTokenOptions | undefined): Entry | undefined {
+    if (options !== undefined && options.forceRefresh === true) return undefined;
+    const e = this.#l1.get(ctx.key);
+    if (e === undefined) return undefined;
+    const now = this.#now();
+    if (now < e.refreshAt) return e;
+    if (now < e.staleAt) {
+      this.#refreshAhead(e, now);
+      return e;
     }
-    return this.#slow(ctx, options).then((e) => e.header);
+    return undefined;
   }
 
   /**
