@@ -708,7 +708,7 @@ export class TokenManager {
 
   #host(): GrantHost {
     return {
-      exchange: async (grant, key, send, signal) => {
+      exchange: async (key, send, signal) => {
         if (this.#closed) throw new KeyfobError('TokenManager is closed.', { code: ErrorCode.Closed });
         const started = this.#now();
         const raw = await raceSignal(
@@ -725,7 +725,6 @@ export class TokenManager {
         const ctx = this.#ctxFor({ subject, scope: key.scope });
         if (this.#store) await this.#storeSet(ctx.key, token);
         this.#remember(ctx, token, 'exchange', started, this.#l1.peek(ctx.key));
-        void grant;
         return token;
       },
       revoke: async (url, send) => {

@@ -152,7 +152,6 @@ export function authorizationCode(options: AuthorizationCodeOptions): Authorizat
         );
       }
       return host.exchange(
-        grant,
         { subject: opts.subject, scope: opts.scope },
         (ctx) =>
           encoding.send(ctx.request, (basicEncoding) =>

@@ -4,7 +4,6 @@ import type { Grant, GrantContext } from './grant.js';
 /** What an authorization-code grant needs from the TokenManager it was given to. Internal. */
 export interface GrantHost {
   exchange(
-    grant: Grant,
     key: { subject: string | ((token: AccessToken) => string) | undefined; scope: string | undefined },
     send: (ctx: GrantContext) => Promise<Record<string, unknown>>,
     signal: AbortSignal | undefined,
