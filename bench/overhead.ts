@@ -140,6 +140,11 @@ export async function benchOverhead(
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  for (const adapter of ['axios', 'got'] as const)
-    console.log(adapter, await benchOverhead(adapter, { rounds: 5 }));
+  // tsx bench/overhead.ts [axios|got]
+  const only = process.argv[2];
+  for (const adapter of ['axios', 'got'] as const) {
+    if (only && only !== adapter) continue;
+    const { c1, c32 } = await benchOverhead(adapter, { rounds: 5 });
+    console.log(`${adapter}: ratio c1 ${c1.ratio.toFixed(3)}, c32 ${c32.ratio.toFixed(3)}`);
+  }
 }

@@ -81,6 +81,8 @@ interface RequestState {
   header: string;
   subject: string | undefined;
   scope: string | undefined;
+  /** Sent a second time after a 401 already. */
+  retried: boolean;
 }
 
 /**
@@ -113,7 +115,7 @@ export function attachTokens(
   if (!options || typeof options !== 'object') {
     throw new ConfigurationError('attachTokens: options must be an object.');
   }
-  if (isGlobalAxios(instance) && options.allowGlobal !== true) {
+  if (options.allowGlobal !== true && isGlobalAxios(instance)) {
     throw new ConfigurationError(
       'attachTokens: refusing to install on the global axios default export: every axios call in the process would go through it.',
       {
@@ -133,11 +135,13 @@ export function attachTokens(
   const allowed = allowedOrigins(options.origins, instance.defaults.baseURL);
   const retryOn401 = options.retryOn401 !== false;
   const resolver = new OriginResolver();
+  const tokens: TokenSource = manager;
   // Recent Authorization values keyfob set: a config copied from an earlier request (`{ ...res.config,
   // url: elsewhere }`) must not carry one to another origin.
   const issued = new Set<string>();
   let lastIssued = '';
-  const tokens: TokenSource = manager;
+  // Authorization values on keyfob's requests in flight (with a count): the redirect hook removes exactly these.
+  const inFlight = new Map<string, number>();
 
   const isAllowed = (config: InternalAxiosRequestConfig): boolean => {
     const origin = resolver.resolve(config.url, config.baseURL, config.allowAbsoluteUrls);
@@ -151,12 +155,51 @@ export function attachTokens(
     issued.add(header);
   };
 
+  const track = (header: string) => {
+    inFlight.set(header, (inFlight.get(header) ?? 0) + 1);
+  };
+  const untrack = (header: string) => {
+    const n = inFlight.get(header) ?? 0;
+    if (n > 1) inFlight.set(header, n - 1);
+    else inFlight.delete(header);
+  };
+
   const getHeader = (config: InternalAxiosRequestConfig, state: RequestState): Promise<string> => {
     const signal = config.signal instanceof AbortSignal ? config.signal : undefined;
     if (state.subject === undefined && state.scope === undefined && signal === undefined) {
       return tokens.getAuthorizationHeader();
     }
     return tokens.getAuthorizationHeader({ subject: state.subject, scope: state.scope, signal });
+  };
+
+  /** Sends the request with `header` (the first time, or again after a 401); settles the in-flight count. */
+  const send = (
+    adapter: AxiosAdapter,
+    config: InternalAxiosRequestConfig,
+    state: RequestState,
+    header: string,
+  ): Promise<AxiosResponse> => {
+    state.header = header;
+    remember(header);
+    setAuthorization(config, header);
+    track(header);
+    let sent: Promise<AxiosResponse>;
+    try {
+      sent = adapter(config);
+    } catch (error) {
+      untrack(header);
+      throw scrub(error, config, state);
+    }
+    return sent.then(
+      (response) => {
+        untrack(header);
+        return response.status === 401 ? recover(undefined, adapter, config, state, response) : response;
+      },
+      (error: unknown) => {
+        untrack(header);
+        return recover(error, adapter, config, state);
+      },
+    );
   };
 
   /**
@@ -171,7 +214,7 @@ export function attachTokens(
     settled?: AxiosResponse,
   ): Promise<AxiosResponse> => {
     const status = settled ? settled.status : statusOf(error);
-    if (!retryOn401 || status !== 401 || config.keyfob?.retried === true) {
+    if (!retryOn401 || status !== 401 || config.keyfob?.retried === true || state.retried) {
       if (settled) return settled;
       throw scrub(error, config, state);
     }
@@ -185,85 +228,93 @@ export function attachTokens(
       if (settled) return settled;
       throw scrub(error, config, state);
     }
+    state.retried = true;
     config.keyfob = { ...config.keyfob, retried: true };
+    let header: string;
     try {
-      state.header = await getHeader(config, state);
+      header = await getHeader(config, state);
     } catch (tokenError) {
       throw requestError(tokenError, config, state);
     }
-    remember(state.header);
-    setAuthorization(config, state.header);
-    try {
-      return await adapter(config);
-    } catch (second) {
-      throw scrub(second, config, state);
-    }
+    return send(adapter, config, state, header);
   };
 
-  /** Sends the request (no async wrapper on the hot path: one promise fewer per request). */
-  const send = (
-    adapter: AxiosAdapter,
-    config: InternalAxiosRequestConfig,
-    state: RequestState,
-  ): Promise<AxiosResponse> => {
-    // Interceptors registered before attachTokens run after ours and may have changed the URL or the header.
-    if (authorizationOf(config) !== state.header) return adapter(config);
-    if (!isAllowed(config)) {
-      setAuthorization(config, undefined);
-      return adapter(config);
-    }
-    return adapter(config).then(
-      (response) =>
-        response.status === 401 ? recover(undefined, adapter, config, state, response) : response,
-      (error: unknown) => recover(error, adapter, config, state),
-    );
-  };
-
-  /** Puts the token and keyfob's adapter and redirect hook on the request config. */
-  const install = (config: InternalAxiosRequestConfig, state: RequestState, header: string) => {
-    state.header = header;
-    remember(header);
-    setAuthorization(config, header);
-
-    const originalAdapter = unwrap(config.adapter) as InternalAxiosRequestConfig['adapter'];
-    const adapter: AxiosAdapter = (cfg) =>
-      send(resolveAdapter(originalAdapter, cfg), cfg as InternalAxiosRequestConfig, state);
-    config.adapter = mark(adapter, originalAdapter);
-
-    const userHook = unwrap(config.beforeRedirect) as RedirectHook | undefined;
-    const hook: RedirectHook = (opts, responseDetails, requestDetails) => {
-      if (userHook) userHook(opts, responseDetails, requestDetails);
-      const origin = redirectOrigin(opts);
-      if (origin === undefined || !allowed.has(origin)) stripAuthorization(opts.headers, state.header);
-    };
-    config.beforeRedirect = mark(hook, userHook);
-    return config;
-  };
-
-  const onRequest = (
-    config: InternalAxiosRequestConfig,
-  ): InternalAxiosRequestConfig | Promise<InternalAxiosRequestConfig> => {
+  /**
+   * keyfob's adapter, in front of the request's own: it decides whether the request gets a token (skip,
+   * allowed origin), attaches it and sends the request, and recovers from a 401. It runs after every
+   * interceptor, so the target it checks is the final one and the caller's interceptors see a retried
+   * request once.
+   */
+  const dispatch = (adapter: AxiosAdapter, config: InternalAxiosRequestConfig): Promise<AxiosResponse> => {
     const perRequest = config.keyfob;
     if (!isAllowed(config)) {
       const carried = authorizationOf(config);
       if (typeof carried === 'string' && issued.has(carried)) setAuthorization(config, undefined);
-      return config;
+      return adapter(config);
     }
-    if (perRequest?.skip === true) return config;
+    if (perRequest?.skip === true) return adapter(config);
     const state: RequestState = {
       header: '',
       subject: perRequest?.subject ?? (typeof subject === 'function' ? subject(config) : subject),
       scope: perRequest?.scope ?? scope,
+      retried: false,
     };
     return getHeader(config, state).then(
-      (header) => install(config, state, header),
+      (header) => send(adapter, config, state, header),
       (error: unknown) => {
         throw requestError(error, config, state);
       },
     );
   };
 
-  const id = instance.interceptors.request.use(onRequest);
+  const adapterOver =
+    (original: InternalAxiosRequestConfig['adapter']): AxiosAdapter =>
+    (config) =>
+      dispatch(
+        resolveAdapter(original, config as InternalAxiosRequestConfig),
+        config as InternalAxiosRequestConfig,
+      );
+
+  const hookOver =
+    (userHook: RedirectHook | undefined): RedirectHook =>
+    (opts, responseDetails, requestDetails) => {
+      if (userHook) userHook(opts, responseDetails, requestDetails);
+      if (inFlight.size === 0) return;
+      const origin = redirectOrigin(opts);
+      if (origin === undefined || !allowed.has(origin)) stripAuthorization(opts.headers, inFlight);
+    };
+
+  // One adapter and one redirect hook for every request that uses the instance's own: nothing is
+  // allocated per request on the common path. A request with its own `adapter` or `beforeRedirect`
+  // gets a wrapper of its own.
+  const baseAdapter = instance.defaults.adapter;
+  const ownAdapter = mark(adapterOver(baseAdapter), baseAdapter);
+  const baseHook = instance.defaults.beforeRedirect;
+  const ownHook = mark(hookOver(baseHook), baseHook);
+
+  const onRequest = (config: InternalAxiosRequestConfig): InternalAxiosRequestConfig => {
+    const current = config.adapter;
+    if (current !== ownAdapter) {
+      if (current === baseAdapter) config.adapter = ownAdapter;
+      else {
+        const original = unwrap(current) as InternalAxiosRequestConfig['adapter'];
+        config.adapter = mark(adapterOver(original), original);
+      }
+    }
+    const hook = config.beforeRedirect;
+    if (hook !== ownHook) {
+      if (hook === baseHook) config.beforeRedirect = ownHook;
+      else {
+        const original = unwrap(hook) as RedirectHook | undefined;
+        config.beforeRedirect = mark(hookOver(original), original);
+      }
+    }
+    return config;
+  };
+
+  // Synchronous: axios then keeps its synchronous dispatch when no other interceptor is asynchronous.
+  // The token itself is attached in keyfob's adapter, after every interceptor.
+  const id = instance.interceptors.request.use(onRequest, undefined, { synchronous: true });
   let attached = true;
   return () => {
     if (!attached) return;
@@ -309,7 +360,11 @@ function resolveAdapter(
 function authorizationOf(config: InternalAxiosRequestConfig): unknown {
   const h = config.headers as unknown as { get?: (n: string) => unknown; [k: string]: unknown } | undefined;
   if (!h) return undefined;
-  if (typeof h.get === 'function') return h.get('Authorization');
+  if (typeof h.get === 'function') {
+    // AxiosHeaders keeps the name as first set; keyfob sets `Authorization`.
+    const direct = h.Authorization;
+    return direct !== undefined ? direct : h.get('Authorization');
+  }
   for (const k of Object.keys(h)) if (k.toLowerCase() === 'authorization') return h[k];
   return undefined;
 }
@@ -357,11 +412,12 @@ function redirectOrigin(opts: Record<string, any>): string | undefined {
   return undefined;
 }
 
-function stripAuthorization(headers: unknown, header: string): void {
+function stripAuthorization(headers: unknown, keyfobHeaders: ReadonlyMap<string, unknown>): void {
   if (!headers || typeof headers !== 'object') return;
   const h = headers as Record<string, unknown>;
   for (const k of Object.keys(h)) {
-    if (k.toLowerCase() === 'authorization' && h[k] === header) delete h[k];
+    const v = h[k];
+    if (k.toLowerCase() === 'authorization' && typeof v === 'string' && keyfobHeaders.has(v)) delete h[k];
   }
 }
 
