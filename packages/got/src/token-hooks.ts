@@ -1,10 +1,4 @@
-import {
-  type AccessToken,
-  ConfigurationError,
-  isKeyfobError,
-  type KeyfobError,
-  type TokenManager,
-} from '@keyfob/core';
+import { ConfigurationError, isKeyfobError, type KeyfobError, type TokenManager } from '@keyfob/core';
 import type {
   AfterResponseHook,
   BeforeErrorHook,
@@ -67,18 +61,17 @@ export type GotRequestOptions = Parameters<BeforeRequestHook>[0];
 
 /** Lives in `options.context` under a private symbol: survives got's retries and redirects (context is copied shallowly). */
 const STATE = Symbol('keyfob');
+const BEARER = 'Bearer ';
 
 class RequestState {
   /** Set once the 401 retry was made: never a second one, whatever got's retry settings. */
   retried = false;
   constructor(
-    public token: AccessToken,
+    /** The `Authorization` value keyfob put on the request (`Bearer <token>`, the manager's cached string). */
+    public header: string,
     readonly subject: string | undefined,
     readonly scope: string | undefined,
   ) {}
-  get header(): string {
-    return `Bearer ${this.token.accessToken}`;
-  }
   // got prints `options` (and so `context`) in `util.inspect(error)`: show nothing secret.
   toJSON(): Record<string, unknown> {
     return { retried: this.retried };
@@ -157,7 +150,11 @@ function urlOf(options: RequestOptions): URL | undefined {
  * `prefixUrl` is rejected with a `ConfigurationError` rather than sent without a decision.
  */
 export function tokenHooks(manager: TokenManager, options: TokenHooksOptions = {}): KeyfobGotHooks {
-  if (!manager || typeof manager.getToken !== 'function' || typeof manager.invalidate !== 'function') {
+  if (
+    !manager ||
+    typeof manager.getAuthorizationHeader !== 'function' ||
+    typeof manager.invalidate !== 'function'
+  ) {
     throw new ConfigurationError('@keyfob/got: tokenHooks(manager) needs a TokenManager from @keyfob/core.');
   }
   const fixed =
@@ -216,16 +213,16 @@ export function tokenHooks(manager: TokenManager, options: TokenHooksOptions = {
       ctx?.subject ?? (typeof subjectOption === 'function' ? subjectOption(opts) : subjectOption);
     const scope = ctx?.scope ?? scopeOption;
     const signal = (opts as { signal?: AbortSignal }).signal ?? undefined;
-    const token =
+    const header =
       subject === undefined && scope === undefined && signal === undefined
-        ? await manager.getToken()
-        : await manager.getToken({ subject, scope, signal });
+        ? await manager.getAuthorizationHeader()
+        : await manager.getAuthorizationHeader({ subject, scope, signal });
     if (state !== undefined) {
-      state.token = token;
+      state.header = header;
     } else {
-      (opts.context as Record<PropertyKey, unknown>)[STATE] = new RequestState(token, subject, scope);
+      (opts.context as Record<PropertyKey, unknown>)[STATE] = new RequestState(header, subject, scope);
     }
-    headers.authorization = `Bearer ${token.accessToken}`;
+    headers.authorization = header;
   };
 
   const beforeRedirect: BeforeRedirectHook = (opts) => {
@@ -249,15 +246,14 @@ export function tokenHooks(manager: TokenManager, options: TokenHooksOptions = {
     const state = stateOf(opts);
     // Only a 401 to the token keyfob sent says anything about that token.
     if (state === undefined || state.retried || opts.headers.authorization !== state.header) return response;
-    const rejected = state.token;
+    const rejected = state.header.slice(BEARER.length);
     const scoped = { subject: state.subject, scope: state.scope };
     await manager.invalidate(rejected, scoped);
     if (!retryOn401 || contextOf(opts)?.skip === true || !replayable(opts.body)) return response;
     state.retried = true;
     // Concurrent 401s for one token share one token request (compare-and-delete + single-flight in core).
-    const token = await manager.getToken(scoped);
-    state.token = token;
-    return retryWithMergedOptions({ headers: { authorization: `Bearer ${token.accessToken}` } });
+    state.header = await manager.getAuthorizationHeader(scoped);
+    return retryWithMergedOptions({ headers: { authorization: state.header } });
   };
   // Synchronous for everything but a 401: no promise on the hot path.
   const afterResponse: AfterResponseHook = (response, retryWithMergedOptions) =>
