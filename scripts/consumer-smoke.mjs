@@ -22,7 +22,9 @@ for (const name of ['@keyfob/core', '@keyfob/axios', '@keyfob/nestjs']) {
 assert.equal(typeof require('@keyfob/nestjs').KeyfobModule.forRoot, 'function');
 
 const listen = (server) =>
-  new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${server.address().port}`)));
+  new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${server.address().port}`)),
+  );
 
 let issued = 0;
 const revoked = new Set();
