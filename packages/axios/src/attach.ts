@@ -71,7 +71,7 @@ export type KeyfobRequestError<E extends KeyfobError = KeyfobError> = E & {
 type TokenSource = Pick<TokenManager, 'getAuthorizationHeader' | 'invalidate'>;
 type RedirectHook = NonNullable<AxiosRequestConfig['beforeRedirect']>;
 
-/** Marks keyfob's per-request wrappers (adapter, redirect hook) with what they wrap, so they never stack. */
+/** Marks keyfob's adapters and redirect hooks with what they wrap, so they never stack. */
 const WRAPPED = Symbol.for('@keyfob/axios.wrapped');
 const REDACTED_HEADER = 'Bearer [REDACTED]';
 const BEARER = 'Bearer ';
@@ -334,8 +334,7 @@ function isGlobalAxios(instance: AxiosInstance): boolean {
   );
 }
 
-// A plain property, not defineProperty: this runs for every request and defineProperty on a fresh
-// function costs about twice as much as the whole rest of the hot path.
+// A plain property, not defineProperty: it runs for every request that brings its own adapter or redirect hook.
 function mark<T extends object>(wrapper: T, original: unknown): T {
   (wrapper as { [WRAPPED]?: unknown })[WRAPPED] = original;
   return wrapper;
