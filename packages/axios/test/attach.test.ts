@@ -13,6 +13,7 @@ import {
   genericClientCredentials,
   type Handler,
   type ProviderServer,
+  rejection,
   startProtectedApi,
   startServer,
   type TestServer,
@@ -67,15 +68,6 @@ async function closedPort(): Promise<string> {
 
 function client(baseURL?: string): AxiosInstance {
   return axios.create(baseURL === undefined ? {} : { baseURL });
-}
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected the request to fail');
 }
 
 const tokenIn = (server: ProviderServer) => [...server.issuer.issued.keys()];

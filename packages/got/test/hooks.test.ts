@@ -9,7 +9,13 @@ import {
   TokenManager,
   type TokenManagerOptions,
 } from '@keyfob/core';
-import { genericClientCredentials, type Handler, startProtectedApi, startServer } from '@keyfob/testing';
+import {
+  genericClientCredentials,
+  type Handler,
+  rejection,
+  startProtectedApi,
+  startServer,
+} from '@keyfob/testing';
 import got, { type ExtendOptions, HTTPError, Options, type Response } from 'got';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type KeyfobContext, keyfobErrorOf, tokenHooks, withTokens } from '../src/index.js';
@@ -44,15 +50,6 @@ async function setup(
   const client = withTokens(got.extend({ prefixUrl: api.url, ...opts.got }), manager, opts.hooks);
   const at = (path: string) => api.requests.filter((r) => r.path === path);
   return { auth, api, manager, client, at };
-}
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected the request to fail');
 }
 
 describe('tokenHooks / withTokens with got 14', () => {

@@ -337,3 +337,13 @@ export async function startProtectedApi(issuer: Issuer, extra?: Handler): Promis
     return { body: { ok: true, path: req.path, subject: c.issued.subject ?? null } };
   });
 }
+
+/** The error `p` rejects with; fails the test when `p` resolves. */
+export async function rejection(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (e) {
+    return e;
+  }
+  throw new Error('expected the request to fail');
+}
