@@ -14,6 +14,9 @@ export const keyfobAliases = {
   '@keyfob/nestjs': pkg('nestjs'),
   '@keyfob/express': pkg('express'),
   '@keyfob/redis': pkg('redis'),
+  '@keyfob/fetch': pkg('fetch'),
+  '@keyfob/opentelemetry': pkg('opentelemetry'),
+  '@keyfob/cli': pkg('cli'),
   '@keyfob/testing': pkg('testing'),
 };
 
