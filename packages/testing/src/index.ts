@@ -347,3 +347,5 @@ export async function rejection(p: Promise<unknown>): Promise<unknown> {
   }
   throw new Error('expected the request to fail');
 }
+
+export { leakScan } from './leak-scan.js';
