@@ -1,3 +1,4 @@
+export { type EnvOptions, type EnvTokenManagerOptions, optionsFromEnv } from './env.js';
 export {
   ConfigurationError,
   ErrorCode,
