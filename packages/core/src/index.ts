@@ -1,3 +1,18 @@
+export {
+  type CacheLookupMessage,
+  type CacheLookupResult,
+  DiagnosticsChannel,
+  diagnostics,
+  publishUnauthorizedRetry,
+  type RefreshTrigger,
+  type StoreMessage,
+  type TokenInvalidateMessage,
+  type TokenObtainedMessage,
+  type TokenRefreshMessage,
+  type TokenRequestMessage,
+  type TokenScopeInfo,
+  type UnauthorizedRetryMessage,
+} from './diagnostics.js';
 export { type EnvOptions, type EnvTokenManagerOptions, optionsFromEnv } from './env.js';
 export {
   ConfigurationError,
@@ -22,6 +37,7 @@ export {
   authorizationCode,
   type ExchangeOptions,
 } from './grants/authorization-code.js';
+export type { GrantHost } from './grants/binding.js';
 export { type ClientCredentialsOptions, clientCredentials } from './grants/client-credentials.js';
 export {
   type CustomGrantContext,
@@ -34,6 +50,17 @@ export { basicAuthorization } from './grants/grant.js';
 export { type PasswordGrantOptions, passwordGrant } from './grants/password.js';
 export { type StaticTokenOptions, staticToken } from './grants/static-token.js';
 export { fingerprint, redact, safeUrl } from './redact.js';
+export {
+  isReplayableBody,
+  type KeyfobRequestOptions,
+  originOf,
+  RequestAttempt,
+  RequestPolicy,
+  type RequestPolicyBinding,
+  type RequestPolicyOptions,
+  type TokenHeaders,
+  type TokenSource,
+} from './request-policy.js';
 export {
   MemoryTokenStore,
   type MemoryTokenStoreOptions,
