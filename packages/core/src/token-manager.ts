@@ -8,7 +8,7 @@ import {
 } from './errors.js';
 import { Emitter, type Listener, type TokenManagerEvents } from './events.js';
 import { type Freshness, freshnessOf, refreshRetryDelay } from './freshness.js';
-import { bindGrant, type GrantHost } from './grants/binding.js';
+import type { GrantHost } from './grants/binding.js';
 import type { Grant, GrantContext } from './grants/grant.js';
 import { BoundedCache } from './lru.js';
 import { fingerprint, redact, safeUrl } from './redact.js';
@@ -208,7 +208,7 @@ export class TokenManager {
     this.#invalidated = new BoundedCache(1_000);
     this.#logger = options.logger;
     this.#defaultCtx = this.#makeCtx(undefined, undefined, undefined);
-    bindGrant(grant, this.#host());
+    grant.bind?.(this.#host(options.allowInsecureHttp === true));
   }
 
   static #checkTokenUrl(options: TokenManagerOptions, grant: Grant): string {
@@ -346,12 +346,11 @@ export class TokenManager {
     }
     this.#l1.delete(ctx.key);
     if (this.#store) await this.#storeCall('delete', () => this.#store!.delete(ctx.key));
-    const revoke = (this.#grant as { _revoke?: (t: string, hint: string) => Promise<void> | undefined })
-      ._revoke;
-    if (options.revoke && token && revoke) {
+    const grant = this.#grant;
+    if (options.revoke && token && grant.revoke) {
       try {
-        if (token.refreshToken) await revoke(token.refreshToken, 'refresh_token');
-        await revoke(token.accessToken, 'access_token');
+        if (token.refreshToken) await grant.revoke(token.refreshToken, 'refresh_token');
+        await grant.revoke(token.accessToken, 'access_token');
       } catch (e) {
         this.#log('warn', `token revocation failed: ${e instanceof Error ? e.message : String(e)}`);
       }
@@ -706,8 +705,13 @@ export class TokenManager {
     }
   }
 
-  #host(): GrantHost {
+  #host(allowInsecureHttp: boolean): GrantHost {
+    const manager = this;
     return {
+      allowInsecureHttp,
+      get closed() {
+        return manager.#closed;
+      },
       exchange: async (key, send, signal) => {
         if (this.#closed) throw new KeyfobError('TokenManager is closed.', { code: ErrorCode.Closed });
         const started = this.#now();
@@ -727,9 +731,7 @@ export class TokenManager {
         this.#remember(ctx, token, 'exchange', started, this.#l1.peek(ctx.key));
         return token;
       },
-      revoke: async (url, send) => {
-        await send(this.#grantContext(this.#defaultCtx, this.#closing.signal, url));
-      },
+      post: (url, req) => postTokenRequest(url, req, this.#endpoint, this.#closing.signal),
     };
   }
 

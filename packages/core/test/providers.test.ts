@@ -142,6 +142,8 @@ describe('seed providers, emulated as documented', () => {
       redirectUri,
       authorizeUrl: `${server.url}/api/oauth2/Authorize`,
       pkce: false,
+      // AIRisk wants the credentials in the body (client_secret_post); keyfob's default is Basic.
+      clientAuth: 'body',
     });
     const tokens = new TokenManager({ tokenUrl: server.tokenUrl, grant });
     cleanup.push(() => tokens.close());

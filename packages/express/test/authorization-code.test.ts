@@ -61,6 +61,7 @@ async function setup(
     const grant = authorizationCode({
       clientId: 'web-app',
       clientSecret: CLIENT_SECRET,
+      clientAuth: 'body', // web-app is registered for client_secret_post
       redirectUri: `${origin}/callback`,
       authorizeUrl: server.authorizeUrl,
       revocationUrl: server.revocationUrl,

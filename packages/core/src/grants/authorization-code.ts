@@ -1,8 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { ConfigurationError, LoginRequiredError } from '../errors.js';
+import { assertSecureUrl } from '../secure-url.js';
 import type { AccessToken } from '../types.js';
-import { hostOf } from './binding.js';
-import { BasicEncoding, buildRequest, type Grant, grantInspect } from './grant.js';
+import { GrantBinding, type GrantHost } from './binding.js';
+import { BasicEncoding, buildRequest, DEFAULT_CLIENT_AUTH, type Grant, grantInspect } from './grant.js';
 
 export interface AuthorizationCodeOptions {
   clientId: string;
@@ -17,13 +18,17 @@ export interface AuthorizationCodeOptions {
   /** PKCE S256 (RFC 7636). Defaults to `true`; turn off only for providers that reject `code_challenge`. */
   pkce?: boolean;
   /**
-   * How client credentials are sent to the token endpoint. Defaults to `'body'` (client_secret_post, as
-   * AIRisk documents); `'json'` for a JSON body; `'basic'` for client_secret_basic.
+   * How client credentials are sent to the token endpoint: `'basic'` (client_secret_basic), `'body'`
+   * (client_secret_post) or `'json'` (a JSON body). Defaults to `'basic'`.
    */
   clientAuth?: 'basic' | 'body' | 'json';
   /** Defaults to `'form'` (RFC 6749 2.3.1). */
   basicEncoding?: 'form' | 'raw';
-  /** Token revocation endpoint (RFC 7009); when set, `deleteToken({ subject, revoke: true })` revokes. */
+  /**
+   * Token revocation endpoint (RFC 7009); when set, `deleteToken({ subject, revoke: true })` revokes.
+   * It receives the client secret and tokens, so it must be https unless loopback or the manager's
+   * `allowInsecureHttp`. Defaults to none.
+   */
   revocationUrl?: string;
   /** Extra parameters sent to the token endpoint with every exchange and refresh. */
   extraParams?: Record<string, string>;
@@ -62,6 +67,8 @@ export interface ExchangeOptions {
 }
 
 export interface AuthorizationCodeGrant extends Grant {
+  bind(host: GrantHost): void;
+  revoke(token: string, tokenTypeHint: 'refresh_token' | 'access_token'): Promise<void>;
   /** Builds the authorization URL with a fresh `state` and PKCE S256 challenge. */
   authorizationUrl(options?: AuthorizationUrlOptions): AuthorizationRequest;
   /** Exchanges a code for a token set and stores it under `subject`. */
@@ -90,7 +97,20 @@ export function authorizationCode(options: AuthorizationCodeOptions): Authorizat
     }
   }
   const pkce = options.pkce ?? true;
-  const clientAuth = options.clientAuth ?? 'body';
+  if (revocationUrl !== undefined) {
+    try {
+      new URL(revocationUrl);
+    } catch {
+      throw new ConfigurationError('authorizationCode: revocationUrl is not an absolute URL.');
+    }
+  }
+  const clientAuth = options.clientAuth ?? DEFAULT_CLIENT_AUTH;
+  if (!['basic', 'body', 'json'].includes(clientAuth)) {
+    throw new ConfigurationError(
+      `authorizationCode: clientAuth '${clientAuth}' is not one of basic, body, json.`,
+    );
+  }
+  const binding = new GrantBinding('authorizationCode');
   const encoding = new BasicEncoding(options.basicEncoding, 'form', clientId, clientSecret, clientAuth);
   const common = { clientId, clientSecret, clientAuth, extraParams } as const;
 
@@ -117,6 +137,7 @@ export function authorizationCode(options: AuthorizationCodeOptions): Authorizat
           grantType: 'refresh_token',
           fields: { grant_type: 'refresh_token', refresh_token: refreshToken },
           secrets: [refreshToken],
+          replayable: false,
         }),
       );
     },
@@ -141,17 +162,31 @@ export function authorizationCode(options: AuthorizationCodeOptions): Authorizat
         if (v !== undefined && v !== '') url.searchParams.set(k, v);
       return { url: url.toString(), state, codeVerifier };
     },
+    bind(host) {
+      if (revocationUrl !== undefined) {
+        assertSecureUrl('authorizationCode', 'revocationUrl', revocationUrl, host.allowInsecureHttp);
+      }
+      binding.bind(host);
+    },
+    async revoke(token, tokenTypeHint) {
+      if (revocationUrl === undefined) return;
+      await binding.host('revoke()').post(revocationUrl, {
+        ...buildRequest({
+          ...common,
+          basicEncoding: encoding.current,
+          extraParams: undefined,
+          grantType: 'revocation',
+          fields: { token, token_type_hint: tokenTypeHint },
+          secrets: [token],
+        }),
+        acceptEmpty: true,
+      });
+    },
     async exchange(code, opts = {}) {
       if (!code) throw new ConfigurationError('authorizationCode.exchange: code is required.');
       // Without a verifier the request goes out without code_verifier: a provider that saw a
       // code_challenge rejects it (invalid_grant, with a hint), one that did not (AIRisk's docs) accepts it.
-      const host = hostOf(grant);
-      if (!host) {
-        throw new ConfigurationError(
-          'authorizationCode: give this grant to a TokenManager (new TokenManager({ tokenUrl, grant })) before exchange().',
-        );
-      }
-      return host.exchange(
+      return binding.host('exchange()').exchange(
         { subject: opts.subject, scope: opts.scope },
         (ctx) =>
           encoding.send(ctx.request, (basicEncoding) =>
@@ -167,31 +202,13 @@ export function authorizationCode(options: AuthorizationCodeOptions): Authorizat
                 ...opts.extraParams,
               },
               secrets: [code, opts.codeVerifier],
+              replayable: false,
             }),
           ),
         opts.signal,
       );
     },
   };
-  Object.defineProperty(grant, '_revoke', {
-    enumerable: false,
-    value: (token: string, hint: string) =>
-      revocationUrl
-        ? hostOf(grant)?.revoke(revocationUrl, (ctx) =>
-            ctx.request({
-              ...buildRequest({
-                ...common,
-                basicEncoding: encoding.current,
-                extraParams: undefined,
-                grantType: 'revocation',
-                fields: { token, token_type_hint: hint },
-                secrets: [token],
-              }),
-              acceptEmpty: true,
-            }),
-          )
-        : undefined,
-  });
   grantInspect(grant, {
     clientId,
     redirectUri,

@@ -1,5 +1,12 @@
 import { ConfigurationError } from '../errors.js';
-import { BasicEncoding, buildRequest, type ClientAuthMethod, type Grant, grantInspect } from './grant.js';
+import {
+  BasicEncoding,
+  buildRequest,
+  type ClientAuthMethod,
+  DEFAULT_CLIENT_AUTH,
+  type Grant,
+  grantInspect,
+} from './grant.js';
 
 export interface ClientCredentialsOptions {
   clientId: string;
@@ -29,7 +36,7 @@ export function clientCredentials(options: ClientCredentialsOptions): Grant {
   const { clientId, clientSecret, scope, extraParams } = options;
   if (!clientId) throw new ConfigurationError('clientCredentials: clientId is required.');
   if (!clientSecret) throw new ConfigurationError('clientCredentials: clientSecret is required.');
-  const clientAuth = options.clientAuth ?? 'basic';
+  const clientAuth = options.clientAuth ?? DEFAULT_CLIENT_AUTH;
   if (!['basic', 'body', 'json', 'basic-only'].includes(clientAuth)) {
     throw new ConfigurationError(
       `clientCredentials: clientAuth '${clientAuth}' is not one of basic, body, json, basic-only.`,

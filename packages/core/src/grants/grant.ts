@@ -1,8 +1,19 @@
 import { TokenEndpointError } from '../errors.js';
 import type { TokenRequest } from '../token-endpoint.js';
+import type { GrantHost } from './binding.js';
 
 /** How a confidential client proves who it is at the token endpoint (RFC 6749 2.3). */
 export type ClientAuthMethod = 'basic' | 'body' | 'json' | 'basic-only';
+
+/** The client authentication of every grant unless told otherwise: client_secret_basic (RFC 6749 2.3.1). */
+export const DEFAULT_CLIENT_AUTH = 'basic' satisfies ClientAuthMethod;
+
+/**
+ * A token request as grants build it. `replayable: false` marks a request the server may have
+ * consumed even when keyfob saw no answer (a refresh token that rotates, a single-use authorization
+ * code): the endpoint client never resends it, the manager recovers instead (OAuth Security BCP 4.14).
+ */
+export type GrantTokenRequest = TokenRequest & { replayable?: boolean };
 
 /** What a grant gets when asked for a token. */
 export interface GrantContext {
@@ -37,6 +48,14 @@ export interface Grant {
   fetchToken(ctx: GrantContext): Promise<Record<string, unknown>>;
   /** Renews with a refresh token (RFC 6749 6), when the grant supports it. */
   refresh?(ctx: GrantContext, refreshToken: string): Promise<Record<string, unknown>>;
+  /**
+   * Called once by the TokenManager the grant is given to, with what the grant may ask of it
+   * (store an exchanged token set, reach the revocation endpoint). Grants that keep per-manager
+   * state throw a ConfigurationError when bound to a second live manager.
+   */
+  bind?(host: GrantHost): void;
+  /** Revokes a token at the provider (RFC 7009), when the grant has a revocation endpoint. */
+  revoke?(token: string, tokenTypeHint: 'refresh_token' | 'access_token'): Promise<void>;
 }
 
 /** Secret fields are held in closures, never as properties: printing a grant shows no secret. */
@@ -69,7 +88,9 @@ export function buildRequest(input: {
   basicEncoding: 'form' | 'raw';
   extraParams: Readonly<Record<string, string>> | undefined;
   secrets: (string | undefined)[];
-}): TokenRequest {
+  /** `false` for requests that must never be sent twice (refresh_token, authorization_code). Defaults to `true`. */
+  replayable?: boolean;
+}): GrantTokenRequest {
   const fields: Record<string, string> = {};
   for (const [k, v] of Object.entries({ ...input.extraParams, ...input.fields })) {
     if (v !== undefined && v !== '') fields[k] = v;
@@ -87,7 +108,13 @@ export function buildRequest(input: {
     if (clientSecret !== undefined) fields.client_secret = clientSecret;
   }
   const secrets = [...input.secrets, clientSecret, headers.authorization];
-  const base = { headers, secrets, grantType: input.grantType, clientAuth };
+  const base: GrantTokenRequest = {
+    headers,
+    secrets,
+    grantType: input.grantType,
+    clientAuth,
+    ...(input.replayable === false ? { replayable: false } : {}),
+  };
   if (clientAuth === 'basic-only') return base;
   if (clientAuth === 'json') return { ...base, body: fields };
   return { ...base, body: new URLSearchParams(fields) };
@@ -127,7 +154,7 @@ export class BasicEncoding {
 
   async send(
     request: (req: TokenRequest) => Promise<Record<string, unknown>>,
-    build: (encoding: 'form' | 'raw') => TokenRequest,
+    build: (encoding: 'form' | 'raw') => GrantTokenRequest,
   ): Promise<Record<string, unknown>> {
     const first = this.#current;
     try {

@@ -1,5 +1,5 @@
 import { ConfigurationError } from '../errors.js';
-import { BasicEncoding, buildRequest, type Grant, grantInspect } from './grant.js';
+import { BasicEncoding, buildRequest, DEFAULT_CLIENT_AUTH, type Grant, grantInspect } from './grant.js';
 
 export interface PasswordGrantOptions {
   username: string;
@@ -7,7 +7,10 @@ export interface PasswordGrantOptions {
   clientId?: string;
   clientSecret?: string;
   scope?: string;
-  /** How client credentials are sent, when there are any. Defaults to `'basic'` with a secret, `'body'` without. */
+  /**
+   * How client credentials are sent, when there are any: `'basic'` (client_secret_basic; a client id
+   * without a secret goes in the body), `'body'` (client_secret_post) or `'json'`. Defaults to `'basic'`.
+   */
   clientAuth?: 'basic' | 'body' | 'json';
   /** Defaults to `'form'` (RFC 6749 2.3.1). */
   basicEncoding?: 'form' | 'raw';
@@ -23,7 +26,12 @@ export function passwordGrant(options: PasswordGrantOptions): Grant {
   const { username, password, clientId, clientSecret, scope, extraParams } = options;
   if (!username) throw new ConfigurationError('passwordGrant: username is required.');
   if (!password) throw new ConfigurationError('passwordGrant: password is required.');
-  const clientAuth = options.clientAuth ?? (clientSecret ? 'basic' : 'body');
+  const clientAuth = options.clientAuth ?? DEFAULT_CLIENT_AUTH;
+  if (!['basic', 'body', 'json'].includes(clientAuth)) {
+    throw new ConfigurationError(
+      `passwordGrant: clientAuth '${clientAuth}' is not one of basic, body, json.`,
+    );
+  }
   const encoding = new BasicEncoding(options.basicEncoding, 'form', clientId, clientSecret, clientAuth);
   const common = { clientId, clientSecret, clientAuth, extraParams } as const;
   const grant: Grant = {
@@ -52,6 +60,7 @@ export function passwordGrant(options: PasswordGrantOptions): Grant {
           grantType: 'refresh_token',
           fields: { grant_type: 'refresh_token', refresh_token: refreshToken, scope: ctx.scope },
           secrets: [password, refreshToken],
+          replayable: false,
         }),
       );
     },

@@ -22,6 +22,7 @@ describe('Express 4 (peer range ^4.21)', () => {
       const grant = authorizationCode({
         clientId: 'web-app',
         clientSecret: 'web-app-secret',
+        clientAuth: 'body', // web-app is registered for client_secret_post
         redirectUri: `${origin}/auth/callback`,
         authorizeUrl: server.authorizeUrl,
         revocationUrl: server.revocationUrl,
