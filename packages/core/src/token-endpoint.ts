@@ -14,6 +14,18 @@ export interface TokenRequest {
   clientAuth?: string;
   /** A 2xx with an empty body is success (token revocation, RFC 7009 2.2). */
   acceptEmpty?: boolean;
+  /**
+   * Whether the request may be sent again once it may have reached the server. Set `false` for
+   * requests that carry a single-use credential: a refresh token the server may rotate (a replay
+   * then looks like theft and revokes the whole token family, OAuth 2.0 Security BCP 4.14.2) or an
+   * authorization code (RFC 6749 4.1.2: single use). Such a request is resent only when the server
+   * cannot have consumed it: the connection was never made (refused, DNS, unreachable, connect
+   * timeout), or the server answered 429 (a rate limiter refuses before the grant is processed,
+   * RFC 6585 4). A timeout, a reset after sending, or a 5xx is reported instead (the caller can
+   * re-read a shared store, where another process may have stored the rotated set).
+   * Defaults to `true`.
+   */
+  replayable?: boolean;
 }
 
 export interface TokenEndpointOptions {
@@ -29,19 +41,29 @@ export interface TokenEndpointOptions {
   maxResponseBytes: number;
   fetch: typeof fetch;
   userAgent: string;
+  /**
+   * Keep the process alive while waiting between attempts (backoff, Retry-After). A caller awaiting
+   * a token must not see its script exit in the middle of a retry wait; a background refresh-ahead
+   * for a token still being served passes `false`, so it never holds a process open.
+   * Defaults to `true`.
+   */
+  keepAlive?: boolean;
 }
 
 const RETRYABLE_STATUS = new Set([429, 500, 502, 503, 504]);
 
-/** Sleeps `ms` on an unref'd timer; rejects when `signal` aborts. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+/**
+ * Sleeps `ms`; rejects when `signal` aborts. The timer is unref'd (it does not keep the process
+ * alive) unless `keepAlive` is set: use that for a wait a caller is awaiting.
+ */
+export function sleep(ms: number, signal?: AbortSignal, keepAlive = false): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
     const timer = setTimeout(() => {
       signal?.removeEventListener('abort', onAbort);
       resolve();
     }, ms);
-    timer.unref?.();
+    if (!keepAlive) timer.unref?.();
     const onAbort = () => {
       clearTimeout(timer);
       reject(signal?.reason);
@@ -64,10 +86,11 @@ export function parseRetryAfter(value: string | null, now = Date.now()): number 
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
+/** What each status means, worded like the providers' troubleshooting guides (seeds 001). */
 const STATUS_HINTS: Record<number, string> = {
-  400: 'Check the request: a malformed body or a missing field (grant_type, scope, redirect_uri, code), or an unsupported grant.',
-  401: 'Check the client id and client secret and how they are sent.',
-  403: 'The credentials were accepted but this client lacks the permission or scope it asked for; check its roles and allowed scopes with the provider.',
+  400: 'Malformed request: check for a malformed body or a missing field (grant_type, scope, redirect_uri, code), and that the provider supports this grant.',
+  401: 'The client credentials were not accepted: check the client id and client secret, their encoding in the Basic header, and the client authentication method.',
+  403: 'The credentials were accepted but this client lacks the permission or scope it asked for: check its roles and allowed scopes with the provider.',
   404: 'Wrong token URL: check the host, the path (e.g. /oauth2/token, /api/v1/account/token) and the environment.',
   405: 'The token URL does not accept POST: it is probably not the token endpoint.',
   429: 'The token endpoint is rate-limiting this client; keyfob caches tokens, so many processes or a missing cache are the usual cause (a shared store such as @keyfob/redis helps).',
@@ -77,13 +100,17 @@ function hintFor(status: number, req: TokenRequest, oauthError: string | undefin
   if (status === 401 || oauthError === 'invalid_client') {
     const how =
       req.clientAuth === 'basic'
-        ? "keyfob sent them in an HTTP Basic header, form-urlencoded before base64 as RFC 6749 2.3.1 says; if the provider expects them unencoded, set basicEncoding: 'raw', or try clientAuth: 'body'."
+        ? "keyfob sent them in an HTTP Basic header, form-urlencoded before base64 as RFC 6749 2.3.1 says; if the provider expects them unencoded, set basicEncoding: 'raw'."
         : req.clientAuth === 'basic-only'
           ? "keyfob sent only an HTTP Basic header (base64 of 'client:secret'); check the values, or that the provider does not expect a grant body (clientAuth: 'basic')."
           : req.clientAuth
             ? `keyfob sent them as clientAuth: '${req.clientAuth}'; check the provider expects that method.`
             : '';
-    return `${STATUS_HINTS[401]} ${how}`.trim();
+    const body =
+      req.clientAuth === 'basic' || req.clientAuth === 'basic-only'
+        ? " If the provider wants the credentials in the body, set clientAuth: 'body'."
+        : '';
+    return `${STATUS_HINTS[401]} ${how}${body}`.trim();
   }
   if (oauthError === 'invalid_grant' && req.grantType === 'refresh_token')
     return 'The refresh token is expired, revoked or was already used (rotation): the user must log in again.';
@@ -96,14 +123,50 @@ function hintFor(status: number, req: TokenRequest, oauthError: string | undefin
     return `The server does not allow the ${req.grantType} grant for this client.`;
   if (STATUS_HINTS[status]) return STATUS_HINTS[status]!;
   if (status >= 500)
-    return 'The token endpoint failed on its side; keyfob retried with backoff. Try again later or check the provider status.';
+    return 'The token endpoint failed on its side: try again later or check the provider status.';
   return 'Read the error and error_description the server returned.';
+}
+
+/** What the attempts were, for a hint: never "retried" when there was one attempt. */
+function attemptsNote(attempts: number, notResent: boolean): string {
+  if (notResent) {
+    return ' keyfob did not resend it: the server may already have used its single-use refresh token or authorization code.';
+  }
+  return attempts > 1 ? ` keyfob tried ${attempts} times with backoff.` : '';
 }
 
 function describeNetworkError(err: unknown): string {
   const cause = (err as { cause?: { code?: string; message?: string } })?.cause;
   const code = cause?.code ?? (err as { code?: string })?.code;
   return code ? String(code) : err instanceof Error ? err.message : String(err);
+}
+
+/** Error codes raised before a connection exists: the request cannot have reached the server. */
+const NOT_SENT = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
+/** Whether a fetch failure certainly happened before the request was sent (fetch's error or its cause, or every error of an AggregateError from happy eyeballs). */
+function neverSent(err: unknown): boolean {
+  const codes: unknown[] = [];
+  const visit = (e: unknown, depth: number) => {
+    if (!e || typeof e !== 'object' || depth > 3) return;
+    const { code, cause, errors } = e as { code?: unknown; cause?: unknown; errors?: unknown };
+    if (Array.isArray(errors) && errors.length > 0) {
+      for (const x of errors) visit(x, depth + 1);
+      return;
+    }
+    if (cause !== undefined) return visit(cause, depth + 1);
+    codes.push(code);
+  };
+  visit(err, 0);
+  return codes.length > 0 && codes.every((c) => typeof c === 'string' && NOT_SENT.has(c));
 }
 
 async function readCapped(res: Response, max: number): Promise<string> {
@@ -151,19 +214,36 @@ function parseBody(text: string, contentType: string): unknown {
   }
 }
 
-function describeBody(text: string, contentType: string): string {
+function describeBody(text: string, contentType: string, secrets: readonly (string | undefined)[]): string {
   const t = text.trim();
   if (t === '') return 'an empty body';
   if (/^<(!doctype|html|head|body|\?xml)/i.test(t) || contentType.includes('html')) {
     const title = /<title[^>]*>([^<]{0,80})/i.exec(t)?.[1]?.trim();
-    return `an HTML page${title ? ` ("${title}")` : ''} instead of JSON`;
+    return `an HTML page${title ? ` ("${redact(title, secrets)}")` : ''} instead of JSON`;
   }
-  return `a body that is not JSON (starts with ${JSON.stringify(t.slice(0, 40))})`;
+  // A broken or truncated JSON object is most likely a token response: quoting its start would
+  // print a token prefix (`{"access_token":"eyJ...`), so only its shape is described.
+  if (t.startsWith('{') || t.startsWith('[')) {
+    return `a body that is not JSON (${t.length} characters starting with "${t[0]}", cut or malformed)`;
+  }
+  return `a body that is not JSON (starts with ${JSON.stringify(redact(t.slice(0, 40), secrets))})`;
+}
+
+/** A `Location` header, printable: absolute URL without credentials or query, or a note that it does not parse. */
+function describeLocation(location: string | null, base: string): string {
+  if (!location) return '';
+  try {
+    return ` to ${safeUrl(new URL(location, base))}`;
+  } catch {
+    return ' to an unparsable Location';
+  }
 }
 
 /**
- * The one token endpoint client. POSTs `req` to `tokenUrl` with a timeout, a size-capped read,
- * and retries (network errors, timeouts, 5xx, 429 honouring Retry-After; never 400/401/403).
+ * The one token endpoint client. POSTs `req` to `tokenUrl` with a timeout and a size-capped read,
+ * and retries with backoff and full jitter on network errors, timeouts, 5xx and 429 (honouring
+ * Retry-After), never on other 4xx; a request with `replayable: false` only where the server cannot
+ * have consumed it. Every message built from the response is redacted with the request's secrets.
  * Returns the parsed JSON object of a 2xx response.
  */
 export async function postTokenRequest(
@@ -188,52 +268,126 @@ export async function postTokenRequest(
   }
   const secrets = req.secrets;
   const safe = (s: string) => redact(s, secrets);
+  const replayable = req.replayable !== false;
+  const keepAlive = opts.keepAlive !== false;
+  let timedOut = false;
+  const transportError = (e: unknown, attempts: number, notResent: boolean): KeyfobError => {
+    if (signal?.aborted) return abortError(signal);
+    if (timedOut) {
+      return new TokenEndpointError(
+        `The token endpoint ${where} did not answer within ${opts.timeoutMs} ms.`,
+        {
+          code: ErrorCode.TokenEndpointTimeout,
+          tokenUrl: where,
+          attempts,
+          hint: `Check the network path to the provider (proxy, firewall, DNS), or raise timeoutMs.${attemptsNote(attempts, notResent)}`,
+        },
+      );
+    }
+    return new TokenEndpointError(
+      `Could not reach the token endpoint ${where} (${safe(describeNetworkError(e))}).`,
+      {
+        code: ErrorCode.TokenEndpointNetwork,
+        tokenUrl: where,
+        attempts,
+        hint: `Check the host and port in tokenUrl, DNS, proxies and TLS.${attemptsNote(attempts, notResent)}`,
+        cause: e,
+      },
+    );
+  };
 
   let lastError: KeyfobError | undefined;
   for (let attempt = 0; attempt <= opts.retries; attempt++) {
     if (signal?.aborted) throw abortError(signal);
+    const attempts = attempt + 1;
+    const last = attempt === opts.retries;
     const controller = new AbortController();
     const onAbort = () => controller.abort(signal?.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
-    let timedOut = false;
+    timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
       controller.abort();
     }, opts.timeoutMs);
+    // The open request keeps the process alive; the timer that ends it need not.
     timer.unref?.();
     let retryDelay: number | undefined;
+    let retry = false;
     try {
-      const res = await opts.fetch(tokenUrl, {
-        method: 'POST',
-        headers,
-        ...(payload === undefined ? {} : { body: payload }),
-        // A token endpoint that redirects is misconfigured; following it could send the
-        // credentials to another host, so keyfob never follows.
-        redirect: 'manual',
-        signal: controller.signal,
-      });
+      let res: Response;
+      try {
+        res = await opts.fetch(tokenUrl, {
+          method: 'POST',
+          headers,
+          ...(payload === undefined ? {} : { body: payload }),
+          // A token endpoint that redirects is misconfigured; following it could send the
+          // credentials to another host, so keyfob never follows.
+          redirect: 'manual',
+          signal: controller.signal,
+        });
+      } catch (e) {
+        const sent = !neverSent(e);
+        retry = !last && (replayable || !sent);
+        throw transportError(e, attempts, !replayable && sent && !last);
+      }
       const contentType = (res.headers.get('content-type') ?? '').toLowerCase();
       if (res.status >= 300 && res.status < 400) {
         await res.body?.cancel().catch(() => {});
-        const location = res.headers.get('location');
         throw new TokenEndpointError(
-          `The token endpoint ${where} answered ${res.status}, a redirect${location ? ` to ${safeUrl(new URL(location, tokenUrl))}` : ''}.`,
+          `The token endpoint ${where} answered ${res.status}, a redirect${describeLocation(res.headers.get('location'), tokenUrl)}.`,
           {
             code: ErrorCode.TokenEndpointRedirect,
             status: res.status,
             tokenUrl: where,
-            attempts: attempt + 1,
+            attempts,
             hint: 'keyfob does not follow redirects from a token endpoint (the credentials could go to another host); set tokenUrl to the final URL (often http -> https or a missing/extra trailing slash).',
           },
         );
       }
-      const text = await readCapped(res, opts.maxResponseBytes);
+      let text: string;
+      try {
+        text = await readCapped(res, opts.maxResponseBytes);
+      } catch (e) {
+        if (e instanceof KeyfobError) throw e;
+        // The connection broke while the answer was arriving: the server has processed the request.
+        retry = !last && replayable;
+        throw transportError(e, attempts, !replayable && !last);
+      }
       const body = parseBody(text, contentType);
+      const obj =
+        body && typeof body === 'object' && !Array.isArray(body)
+          ? (body as Record<string, unknown>)
+          : undefined;
+      const oauthError = typeof obj?.error === 'string' ? safe(obj.error.slice(0, 100)) : undefined;
+      const description =
+        typeof obj?.error_description === 'string'
+          ? safe(obj.error_description.slice(0, 300))
+          : typeof obj?.message === 'string'
+            ? safe(obj.message.slice(0, 300))
+            : undefined;
       if (res.ok) {
         if (req.acceptEmpty && text.trim() === '') return {};
-        if (body && typeof body === 'object' && !Array.isArray(body)) return body as Record<string, unknown>;
+        if (
+          obj &&
+          oauthError !== undefined &&
+          (obj.access_token === undefined || obj.access_token === null)
+        ) {
+          // Some providers answer 200 with an error object (and may echo the request in it).
+          throw new TokenResponseError(
+            `The token endpoint ${where} answered ${res.status} with an OAuth error instead of a token (${oauthError}${description ? `: ${description}` : ''}).`,
+            {
+              status: res.status,
+              tokenUrl: where,
+              hint:
+                oauthError === 'invalid_client'
+                  ? hintFor(401, req, oauthError)
+                  : 'Read the error: the provider rejected the request but did not say so in the HTTP status.',
+            },
+          );
+        }
+        if (obj) return obj;
         throw new TokenResponseError(
-          `The token endpoint ${where} answered ${res.status} with ${safe(describeBody(text, contentType))}.`,
+          `The token endpoint ${where} answered ${res.status} with ${describeBody(text, contentType, secrets)}.`,
           {
             status: res.status,
             tokenUrl: where,
@@ -241,69 +395,41 @@ export async function postTokenRequest(
           },
         );
       }
-      const obj = body && typeof body === 'object' ? (body as Record<string, unknown>) : {};
-      const oauthError = typeof obj.error === 'string' ? safe(obj.error.slice(0, 100)) : undefined;
-      const description =
-        typeof obj.error_description === 'string'
-          ? safe(obj.error_description.slice(0, 300))
-          : typeof obj.message === 'string'
-            ? safe(obj.message.slice(0, 300))
-            : undefined;
       const what = oauthError
         ? `${oauthError}${description ? `: ${description}` : ''}`
-        : (description ?? safe(describeBody(text, contentType)));
+        : (description ?? describeBody(text, contentType, secrets));
       const retryAfterMs = parseRetryAfter(res.headers.get('retry-after'));
-      const err = new TokenEndpointError(
+      // 429: a rate limiter refuses before the grant is processed, so even a single-use request may be resent.
+      const retryable =
+        RETRYABLE_STATUS.has(res.status) &&
+        (replayable || res.status === 429) &&
+        !(retryAfterMs !== undefined && retryAfterMs > opts.maxRetryAfterMs);
+      retry = retryable && !last;
+      const notResent = !replayable && RETRYABLE_STATUS.has(res.status) && res.status !== 429 && !last;
+      retryDelay = retryAfterMs;
+      throw new TokenEndpointError(
         `The token endpoint ${where} answered ${res.status} to a ${req.grantType} request (${what}).`,
         {
           status: res.status,
           ...(oauthError === undefined ? {} : { error: oauthError }),
           ...(description === undefined ? {} : { errorDescription: description }),
           tokenUrl: where,
-          attempts: attempt + 1,
+          attempts,
           ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
-          hint: hintFor(res.status, req, oauthError),
+          hint: `${hintFor(res.status, req, oauthError)}${attemptsNote(attempts, notResent)}`,
         },
       );
-      if (!RETRYABLE_STATUS.has(res.status)) throw err;
-      if (retryAfterMs !== undefined && retryAfterMs > opts.maxRetryAfterMs) throw err;
-      lastError = err;
-      retryDelay = retryAfterMs;
     } catch (e) {
-      if (e instanceof KeyfobError) {
-        if (e !== lastError) throw e;
-      } else if (signal?.aborted) {
-        throw abortError(signal);
-      } else if (timedOut) {
-        lastError = new TokenEndpointError(
-          `The token endpoint ${where} did not answer within ${opts.timeoutMs} ms.`,
-          {
-            code: ErrorCode.TokenEndpointTimeout,
-            tokenUrl: where,
-            attempts: attempt + 1,
-            hint: 'Check the network path to the provider (proxy, firewall, DNS), or raise timeoutMs.',
-          },
-        );
-      } else {
-        const detail = describeNetworkError(e);
-        lastError = new TokenEndpointError(`Could not reach the token endpoint ${where} (${safe(detail)}).`, {
-          code: ErrorCode.TokenEndpointNetwork,
-          tokenUrl: where,
-          attempts: attempt + 1,
-          hint: 'Check the host and port in tokenUrl, DNS, proxies and TLS; keyfob retried with backoff.',
-          cause: e,
-        });
-      }
+      if (!retry) throw e;
+      lastError = e as KeyfobError;
     } finally {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
     }
-    if (attempt < opts.retries) {
-      try {
-        await sleep(retryDelay ?? backoff(attempt, opts.retryBaseDelayMs), signal);
-      } catch {
-        throw abortError(signal);
-      }
+    try {
+      await sleep(retryDelay ?? backoff(attempt, opts.retryBaseDelayMs), signal, keepAlive);
+    } catch {
+      throw abortError(signal);
     }
   }
   throw lastError!;
