@@ -1,0 +1,3 @@
+import { keyfobTsup } from '../../tsup.base.ts';
+
+export default keyfobTsup();
