@@ -45,7 +45,6 @@ export {
   type CustomTokenResult,
   customGrant,
 } from './grants/custom.js';
-export type { GrantHost } from './grants/binding.js';
 export type { ClientAuthMethod, Grant, GrantContext } from './grants/grant.js';
 export { basicAuthorization } from './grants/grant.js';
 export { type PasswordGrantOptions, passwordGrant } from './grants/password.js';
