@@ -1,28 +1,31 @@
 export {
   type AuthorizationCodeRouter,
-  type AuthorizationCodeRouterOptions,
   authorizationCodeRouter,
-  type LoginEvent,
-  type LogoutEvent,
-  type PendingLogin,
   type RequireUserTokenOptions,
-  requireUserToken,
-  type StandaloneRequireUserTokenOptions,
 } from './authorization-code-router.js';
+export {
+  AUTHORIZATION_CALLBACK_ERROR,
+  AuthorizationCallbackError,
+  type AuthorizationCallbackReason,
+} from './callback-error.js';
+export {
+  type ErrorAnswer,
+  errorAnswer,
+  type KeyfobErrorHandlerOptions,
+  keyfobErrorHandler,
+} from './error-renderer.js';
 export {
   createRequestContext,
   type KeyfobRequestContext,
   type RequestTokenOptions,
   type SubjectResolver,
-  type TokenMiddlewareOptions,
-  tokenMiddleware,
-} from './context.js';
-export {
-  AUTHORIZATION_CALLBACK_ERROR,
-  AuthorizationCallbackError,
-  type AuthorizationCallbackReason,
-  type ErrorAnswer,
-  errorAnswer,
-  type KeyfobErrorHandlerOptions,
-  keyfobErrorHandler,
-} from './errors.js';
+} from './request-context.js';
+export { requireUserToken, type StandaloneRequireUserTokenOptions } from './require-user-token.js';
+export type {
+  AuthorizationCodeRouterOptions,
+  ExtraParams,
+  LoginEvent,
+  LogoutEvent,
+  PendingLogin,
+} from './router-options.js';
+export { type TokenMiddlewareOptions, tokenMiddleware } from './token-middleware.js';

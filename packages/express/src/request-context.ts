@@ -1,5 +1,5 @@
 import { type AccessToken, ConfigurationError, type GetTokenOptions, type TokenManager } from '@keyfob/core';
-import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { Request } from 'express';
 
 /** Token options for a request: everything `getToken` takes except `subject`, which the request decides. */
 export type RequestTokenOptions = Omit<GetTokenOptions, 'subject'>;
@@ -100,45 +100,4 @@ export async function resolveSubject(
   if (!resolver) return undefined;
   const value = await resolver(req);
   return typeof value === 'string' && value.length > 0 ? value : undefined;
-}
-
-/** Wraps an async handler so a rejection reaches `next(err)` on Express 4 as on Express 5. */
-export function asyncHandler(
-  fn: (req: Request, res: Response, next: NextFunction) => Promise<void>,
-): RequestHandler {
-  return (req, res, next) => {
-    fn(req, res, next).catch(next);
-  };
-}
-
-export interface TokenMiddlewareOptions {
-  /**
-   * Whose token a request uses: return the user id (e.g. `req.session.userId`) for per-user token sets.
-   * Omitted, or returning `undefined`, means the manager's own (service) token.
-   */
-  subject?: SubjectResolver;
-}
-
-/**
- * Puts `req.keyfob` on every request: `getToken()` / `getAuthorizationHeader()` bound to the request's
- * subject. It never fetches a token itself; route handlers call `req.keyfob.getAuthorizationHeader()` when
- * they call the upstream API, and failures reach `next(err)` (mount `keyfobErrorHandler()` to answer them).
- */
-export function tokenMiddleware(manager: TokenManager, options: TokenMiddlewareOptions = {}): RequestHandler {
-  assertManager(manager, 'tokenMiddleware');
-  const { subject } = options;
-  if (subject !== undefined && typeof subject !== 'function') {
-    throw new ConfigurationError('tokenMiddleware: subject must be a function (req) => string | undefined.');
-  }
-  if (!subject) {
-    const shared = new RequestContext(manager, undefined);
-    return (req, _res, next) => {
-      req.keyfob = shared;
-      next();
-    };
-  }
-  return asyncHandler(async (req, _res, next) => {
-    req.keyfob = new RequestContext(manager, await resolveSubject(subject, req));
-    next();
-  });
 }
