@@ -12,6 +12,10 @@ export interface KeyfobTokenClaims extends JWTPayload {
   kf_user?: boolean;
   /** The oidc-provider grant the token belongs to (user tokens only). */
   kf_grant?: string;
+  /** RFC 8705 3.1: the token is bound to this client certificate thumbprint. */
+  cnf?: { 'x5t#S256'?: string };
+  /** RFC 8693 4.1: the party acting on behalf of `sub` (token exchange with an actor token). */
+  act?: { sub: string };
 }
 
 export interface ApiStats {
@@ -31,6 +35,8 @@ export interface ApiContext {
   stats: ApiStats;
   /** Rejects a verified token (revokeAll epoch, revoked jti, revoked grant); returns a reason or undefined. */
   rejectReason(claims: KeyfobTokenClaims): string | undefined;
+  /** `x5t#S256` of the TLS client certificate of the request, if any (RFC 8705 3). */
+  certificateThumbprint?(req: IncomingMessage): string | undefined;
 }
 
 const REALM = 'keyfob-demo';
@@ -110,6 +116,10 @@ export function createApiHandler(api: ApiContext) {
     }
     const reason = api.rejectReason(claims);
     if (reason) throw invalidToken(reason);
+    const bound = claims.cnf?.['x5t#S256'];
+    if (bound !== undefined && api.certificateThumbprint?.(req) !== bound) {
+      throw invalidToken('the access token is bound to a client certificate this request did not present');
+    }
     if (requiredScope) {
       const scopes = new Set((claims.scope ?? '').split(' '));
       if (!scopes.has(requiredScope)) {
@@ -137,7 +147,13 @@ export function createApiHandler(api: ApiContext) {
       case '/hello': {
         if (method !== 'GET' && method !== 'HEAD') break;
         const claims = await authenticate(req, 'api:read');
-        return ok(res, { ok: true, sub: claims.sub, client_id: claims.client_id, scope: claims.scope ?? '' });
+        return ok(res, {
+          ok: true,
+          sub: claims.sub,
+          client_id: claims.client_id,
+          scope: claims.scope ?? '',
+          ...(claims.act ? { act: claims.act } : {}),
+        });
       }
       case '/me': {
         if (method !== 'GET' && method !== 'HEAD') break;

@@ -1,10 +1,36 @@
+/** RFC 8693 token exchange. */
+export const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+/** RFC 7523 section 2.1: a JWT as an authorization grant. */
+export const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
+
 /** A client registered with the authorization server. */
 export interface ClientConfig {
   clientId: string;
-  /** Required unless `tokenEndpointAuthMethod` is `'none'`. */
+  /** Required for `client_secret_basic`, `client_secret_post` and `client_secret_jwt` (at least 32 bytes for HS256). */
   clientSecret?: string;
-  tokenEndpointAuthMethod: 'client_secret_basic' | 'client_secret_post' | 'none';
-  grantTypes: ('client_credentials' | 'authorization_code' | 'refresh_token')[];
+  tokenEndpointAuthMethod:
+    | 'client_secret_basic'
+    | 'client_secret_post'
+    | 'client_secret_jwt'
+    | 'private_key_jwt'
+    | 'tls_client_auth'
+    | 'none';
+  grantTypes: (
+    | 'client_credentials'
+    | 'authorization_code'
+    | 'refresh_token'
+    | typeof TOKEN_EXCHANGE
+    | typeof JWT_BEARER
+  )[];
+  /** The client's public keys (JWK Set), required for `private_key_jwt`. */
+  jwks?: { keys: Record<string, unknown>[] };
+  /**
+   * `tls_client_auth` (RFC 8705 2.1.2): the DNS name the client certificate must carry as a subjectAltName.
+   * Requires the server's `mtls` option.
+   */
+  tlsClientAuthSanDns?: string;
+  /** RFC 8705 3: access tokens are bound to the TLS client certificate (`cnf.x5t#S256`). Requires `mtls`. */
+  certificateBound?: boolean;
   /**
    * Exact redirect URIs for an `authorization_code` client. When omitted (or empty) the client accepts ANY
    * loopback redirect URI: `http://127.0.0.1:<any port>/<any path>` or `http://localhost:<any port>/<any path>`
@@ -31,6 +57,21 @@ export const DEFAULT_CLIENTS: ClientConfig[] = [
     clientSecret: 'service-post-secret',
     tokenEndpointAuthMethod: 'client_secret_post',
     grantTypes: ['client_credentials'],
+    scope: 'api:read',
+  },
+  {
+    clientId: 'service-jwt',
+    // HS256 needs a key of at least 32 bytes.
+    clientSecret: 'service-jwt-secret-0123456789abcdef0123456789',
+    tokenEndpointAuthMethod: 'client_secret_jwt',
+    grantTypes: ['client_credentials', TOKEN_EXCHANGE, JWT_BEARER],
+    scope: 'api:read api:write',
+  },
+  {
+    clientId: 'service-exchange',
+    clientSecret: 'service-exchange-secret',
+    tokenEndpointAuthMethod: 'client_secret_basic',
+    grantTypes: [TOKEN_EXCHANGE, JWT_BEARER],
     scope: 'api:read',
   },
   {

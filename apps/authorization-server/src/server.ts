@@ -1,14 +1,18 @@
-import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createHash, randomBytes, randomUUID, timingSafeEqual, X509Certificate } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { TLSSocket } from 'node:tls';
 import {
   createLocalJWKSet,
+  decodeJwt,
   decodeProtectedHeader,
   exportJWK,
   generateKeyPair,
   type JWK,
   jwtVerify,
+  SignJWT,
 } from 'jose';
 import type {
   ClientMetadata,
@@ -23,7 +27,9 @@ import {
   type ClientConfig,
   DEFAULT_CLIENTS,
   isLoopbackRedirectUri,
+  JWT_BEARER,
   OIDC_SCOPES,
+  TOKEN_EXCHANGE,
 } from './clients.js';
 import { BodyTooLargeError, presentedClientAuth, readBody, sendJson } from './http-util.js';
 import { createMemoryAdapterFactory } from './memory-adapter.js';
@@ -43,6 +49,19 @@ export interface AuthorizationServerOptions {
   clients?: ClientConfig[];
   /** Artificial latency added to every token endpoint request before it is handled, in ms. Default 0. */
   tokenLatencyMs?: number;
+  /**
+   * Issuers whose JWTs are accepted as authorization grants (RFC 7523 2.1, grant type
+   * `urn:ietf:params:oauth:grant-type:jwt-bearer`): the assertion's `iss` picks the entry, its `jwks` verifies the
+   * signature, `aud` must be this server's issuer or token endpoint, `sub` becomes the token's subject.
+   * Default none.
+   */
+  assertionIssuers?: { issuer: string; jwks: { keys: Record<string, unknown>[] } }[];
+  /**
+   * Mutual TLS (RFC 8705): a second, https listener on 127.0.0.1 that asks for a client certificate and serves
+   * the same token endpoint and API. Discovery lists its token endpoint as `mtls_endpoint_aliases.token_endpoint`.
+   * `key` / `cert` are the server's (PEM), `ca` the CA (PEM) that signs client certificates. Default off.
+   */
+  mtls?: { key: string; cert: string; ca: string };
 }
 
 export interface AuthorizationServerStats {
@@ -74,6 +93,12 @@ export interface RunningAuthorizationServer {
    * indicator and the `aud` of every access token.
    */
   apiUrl: string;
+  /**
+   * With the `mtls` option: the https listener that asks for a client certificate. `tokenUrl` is the
+   * `mtls_endpoint_aliases.token_endpoint` of discovery; `apiUrl` serves the same API (certificate-bound tokens
+   * work only there, with the same certificate).
+   */
+  mtls?: { origin: string; tokenUrl: string; apiUrl: string };
   /** Live counters (the same object all along; resetStats() zeroes it in place). */
   stats: AuthorizationServerStats;
   resetStats(): void;
@@ -99,21 +124,49 @@ function secretsEqual(a: string, b: string): boolean {
   return left.length === right.length && timingSafeEqual(left, right);
 }
 
+/** The TLS client certificate of a request to the mTLS listener, if one was presented. */
+function peerCertificate(req: IncomingMessage): X509Certificate | undefined {
+  const socket = req.socket;
+  if (!(socket instanceof TLSSocket)) return undefined;
+  return socket.getPeerX509Certificate();
+}
+
+/** RFC 8705 3.1: `x5t#S256`, the base64url SHA-256 of the DER certificate. */
+function certificateThumbprint(cert: X509Certificate): string {
+  return createHash('sha256').update(cert.raw).digest('base64url');
+}
+
+const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
+
 function str(value: unknown): string | undefined {
   return typeof value === 'string' && value.length > 0 ? value : undefined;
 }
 
-function toClientMetadata(client: ClientConfig): ClientMetadata {
+const SECRET_METHODS = new Set(['client_secret_basic', 'client_secret_post', 'client_secret_jwt']);
+
+function toClientMetadata(client: ClientConfig, mtls: boolean): ClientMetadata {
   const code = client.grantTypes.includes('authorization_code');
-  if (client.tokenEndpointAuthMethod !== 'none' && !client.clientSecret) {
-    throw new TypeError(
-      `client ${client.clientId} uses ${client.tokenEndpointAuthMethod} but has no clientSecret`,
-    );
+  const method = client.tokenEndpointAuthMethod;
+  if (SECRET_METHODS.has(method) && !client.clientSecret) {
+    throw new TypeError(`client ${client.clientId} uses ${method} but has no clientSecret`);
+  }
+  if (method === 'private_key_jwt' && !client.jwks?.keys.length) {
+    throw new TypeError(`client ${client.clientId} uses private_key_jwt but has no jwks`);
+  }
+  if (method === 'tls_client_auth' && !client.tlsClientAuthSanDns) {
+    throw new TypeError(`client ${client.clientId} uses tls_client_auth but has no tlsClientAuthSanDns`);
+  }
+  if ((method === 'tls_client_auth' || client.certificateBound) && !mtls) {
+    throw new TypeError(`client ${client.clientId} needs the server's mtls option`);
   }
   return {
     client_id: client.clientId,
-    ...(client.tokenEndpointAuthMethod === 'none' ? {} : { client_secret: client.clientSecret }),
-    token_endpoint_auth_method: client.tokenEndpointAuthMethod,
+    ...(SECRET_METHODS.has(method) ? { client_secret: client.clientSecret } : {}),
+    ...(client.jwks ? { jwks: client.jwks as never } : {}),
+    ...(client.tlsClientAuthSanDns ? { tls_client_auth_san_dns: client.tlsClientAuthSanDns } : {}),
+    ...(client.certificateBound ? { tls_client_certificate_bound_access_tokens: true } : {}),
+    token_endpoint_auth_method: method,
     grant_types: [...client.grantTypes],
     response_types: code ? ['code'] : [],
     // Clients that accept any loopback redirect get nominal URIs here; redirectUriAllowed() is overridden below.
@@ -183,7 +236,7 @@ export async function startAuthorizationServer(
   let handler: (req: IncomingMessage, res: ServerResponse) => Promise<void> = async (_req, res) => {
     sendJson(res, 503, { error: 'temporarily_unavailable', error_description: 'starting' });
   };
-  const server = createServer((req, res) => {
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
     handler(req, res).catch((err: unknown) => {
       if (!res.headersSent) {
         sendJson(res, 500, {
@@ -194,18 +247,35 @@ export async function startAuthorizationServer(
         res.destroy();
       }
     });
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
+  };
+  const listen = (target: Server, at: number) =>
+    new Promise<number>((resolve, reject) => {
+      target.once('error', reject);
+      target.listen(at, '127.0.0.1', () => {
+        target.off('error', reject);
+        resolve((target.address() as AddressInfo).port);
+      });
     });
-  });
-  const { port: actualPort } = server.address() as AddressInfo;
+  const server = createServer(handle);
+  const actualPort = await listen(server, port);
   const issuer = `http://127.0.0.1:${actualPort}`;
   const apiBasePath = '/api';
   const apiUrl = `${issuer}${apiBasePath}`;
+  // RFC 8705: the mTLS aliases live on their own https listener, which asks every client for a certificate but
+  // lets the handshake finish without one (the token endpoint, not TLS, then answers invalid_client).
+  const tlsServer = options.mtls
+    ? createHttpsServer(
+        {
+          key: options.mtls.key,
+          cert: options.mtls.cert,
+          ca: options.mtls.ca,
+          requestCert: true,
+          rejectUnauthorized: false,
+        },
+        handle,
+      )
+    : undefined;
+  const mtlsOrigin = tlsServer ? `https://127.0.0.1:${await listen(tlsServer, 0)}` : undefined;
 
   // --- oidc-provider ------------------------------------------------------------------------------------------
   const apiScopes = [...new Set(clients.flatMap(apiScopesOf))];
@@ -218,7 +288,7 @@ export async function startAuthorizationServer(
     adapter: adapter.factory,
     jwks: { keys: [privateJwk as never] },
     cookies: { keys: [randomBytes(32).toString('base64url')] },
-    clients: clients.map(toClientMetadata),
+    clients: clients.map((client) => toClientMetadata(client, tlsServer !== undefined)),
     scopes: allScopes,
     claims: { openid: ['sub'] },
     responseTypes: ['code'],
@@ -236,6 +306,16 @@ export async function startAuthorizationServer(
       introspection: { enabled: false },
       // keyfob sends Bearer tokens only; with DPoP off a stray DPoP header is ignored instead of binding the token.
       dPoP: { enabled: false },
+      mTLS: {
+        enabled: tlsServer !== undefined,
+        tlsClientAuth: true,
+        certificateBoundAccessTokens: true,
+        getCertificate: (ctx) => peerCertificate(ctx.req)?.toString(),
+        certificateAuthorized: (ctx) => ctx.req.socket instanceof TLSSocket && ctx.req.socket.authorized,
+        certificateSubjectMatches: (ctx, property, expected) =>
+          property === 'tls_client_auth_san_dns' &&
+          (peerCertificate(ctx.req)?.subjectAltName ?? '').split(', ').includes(`DNS:${expected}`),
+      },
       revocation: {
         enabled: true,
         allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId,
@@ -297,7 +377,18 @@ export async function startAuthorizationServer(
       Session: 24 * 3600,
       Grant: Math.max(refreshTtl * 10, 14 * 24 * 3600),
     },
+    clientAuthMethods: [
+      'client_secret_basic',
+      'client_secret_jwt',
+      'client_secret_post',
+      'private_key_jwt',
+      'none',
+      ...(tlsServer ? (['tls_client_auth'] as const) : []),
+    ],
     clientBasedCORS: () => true,
+    ...(mtlsOrigin
+      ? { discovery: { mtls_endpoint_aliases: { token_endpoint: `${mtlsOrigin}/token` } } }
+      : {}),
     renderError: async (ctx, out) => {
       ctx.type = 'json';
       ctx.body = out;
@@ -329,6 +420,163 @@ export async function startAuthorizationServer(
     if (anyLoopback.has(this.clientId) && isLoopbackRedirectUri(value)) return true;
     return postLogoutRedirectUriAllowed.call(this, value);
   };
+
+  // --- RFC 8693 token exchange and RFC 7523 JWT bearer: tokens minted here, in the format the API checks ------
+  type TokenContext = Parameters<Parameters<typeof provider.registerGrantType>[1]>[0];
+  const { InvalidRequest, InvalidScope, InvalidTarget } = errors;
+  // oidc-provider's InvalidGrant hides its detail behind "grant request is invalid"; these say what was wrong.
+  const invalidGrant = (description: string) =>
+    new errors.CustomOIDCProviderError('invalid_grant', description);
+
+  /** The scope granted: the requested one (each must be the client's), else `fallback` within the client's. */
+  function grantedScope(client: ClientConfig, requested: string | undefined, fallback: string[]): string {
+    const allowed = new Set(apiScopesOf(client));
+    if (requested) {
+      const scopes = requested.split(' ').filter(Boolean);
+      const unknown = scopes.filter((scope) => !allowed.has(scope));
+      if (unknown.length) throw new InvalidScope('requested scope is not allowed', unknown.join(' '));
+      return scopes.join(' ');
+    }
+    return fallback.filter((scope) => allowed.has(scope)).join(' ');
+  }
+
+  async function mintAccessToken(
+    ctx: TokenContext,
+    claims: { sub: string; scope: string; user: boolean; exp?: number; act?: { sub: string } },
+  ): Promise<void> {
+    const clientId = ctx.oidc.client!.clientId;
+    const client = clientsById.get(clientId)!;
+    const audience = str(ctx.oidc.params!.audience) ?? str(ctx.oidc.params!.resource);
+    if (audience !== undefined && audience !== apiUrl) {
+      throw new InvalidTarget(`unknown audience, the only resource server is ${apiUrl}`);
+    }
+    const now = Math.floor(Date.now() / 1000);
+    const exp = Math.min(now + accessTtl, claims.exp ?? Number.POSITIVE_INFINITY);
+    const cert = client.certificateBound ? peerCertificate(ctx.req) : undefined;
+    if (client.certificateBound && !cert) throw invalidGrant('mutual TLS client certificate not provided');
+    const token = await new SignJWT({
+      client_id: clientId,
+      scope: claims.scope,
+      kf_epoch: epoch,
+      kf_user: claims.user,
+      ...(claims.act ? { act: claims.act } : {}),
+      ...(cert ? { cnf: { 'x5t#S256': certificateThumbprint(cert) } } : {}),
+    })
+      .setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', kid })
+      .setIssuer(issuer)
+      .setAudience(apiUrl)
+      .setSubject(claims.sub)
+      .setJti(randomUUID())
+      .setIssuedAt(now)
+      .setExpirationTime(exp)
+      .sign(privateKey);
+    ctx.body = {
+      access_token: token,
+      issued_token_type: ACCESS_TOKEN_TYPE,
+      token_type: 'Bearer',
+      expires_in: exp - now,
+      ...(claims.scope ? { scope: claims.scope } : {}),
+    };
+  }
+
+  /** A token this server issued, still good at the API (signature, expiry, not revoked). */
+  async function verifyOwnToken(token: string, what: string): Promise<KeyfobTokenClaims> {
+    try {
+      const { payload } = await jwtVerify<KeyfobTokenClaims>(token, jwks, { issuer, algorithms: ['RS256'] });
+      const reason = rejectReason(payload);
+      if (reason) throw new Error(reason);
+      if (!payload.sub) throw new Error('no sub');
+      return payload;
+    } catch {
+      throw invalidGrant(`${what} is invalid, expired or revoked`);
+    }
+  }
+
+  provider.registerGrantType(
+    TOKEN_EXCHANGE,
+    async (ctx) => {
+      const params = ctx.oidc.params as Record<string, unknown>;
+      const subjectToken = str(params.subject_token);
+      const subjectType = str(params.subject_token_type);
+      if (!subjectToken || !subjectType) {
+        throw new InvalidRequest('subject_token and subject_token_type are required');
+      }
+      if (subjectType !== ACCESS_TOKEN_TYPE && subjectType !== JWT_TOKEN_TYPE) {
+        throw new InvalidRequest(`unsupported subject_token_type ${subjectType}`);
+      }
+      const requested = str(params.requested_token_type);
+      if (requested && requested !== ACCESS_TOKEN_TYPE) {
+        throw new InvalidRequest(`unsupported requested_token_type ${requested}`);
+      }
+      const subject = await verifyOwnToken(subjectToken, 'subject_token');
+      let act: { sub: string } | undefined;
+      const actorToken = str(params.actor_token);
+      if (actorToken) {
+        if (!str(params.actor_token_type)) throw new InvalidRequest('actor_token_type is required');
+        act = { sub: (await verifyOwnToken(actorToken, 'actor_token')).sub! };
+      }
+      const client = clientsById.get(ctx.oidc.client!.clientId)!;
+      await mintAccessToken(ctx, {
+        sub: subject.sub!,
+        scope: grantedScope(client, str(params.scope), (subject.scope ?? '').split(' ')),
+        user: subject.kf_user === true,
+        // Never outlives the token it was exchanged for.
+        ...(typeof subject.exp === 'number' ? { exp: subject.exp } : {}),
+        ...(act ? { act } : {}),
+      });
+    },
+    [
+      'subject_token',
+      'subject_token_type',
+      'actor_token',
+      'actor_token_type',
+      'requested_token_type',
+      'audience',
+      'resource',
+      'scope',
+    ],
+  );
+
+  const trustedIssuers = new Map(
+    (options.assertionIssuers ?? []).map((entry) => [
+      entry.issuer,
+      createLocalJWKSet(entry.jwks as { keys: JWK[] }),
+    ]),
+  );
+  provider.registerGrantType(
+    JWT_BEARER,
+    async (ctx) => {
+      const params = ctx.oidc.params as Record<string, unknown>;
+      const assertion = str(params.assertion);
+      if (!assertion) throw new InvalidRequest('assertion is required');
+      let iss: string | undefined;
+      try {
+        iss = decodeJwt(assertion).iss;
+      } catch {
+        throw invalidGrant('assertion is not a JWT');
+      }
+      const keys = iss ? trustedIssuers.get(iss) : undefined;
+      if (!keys) throw invalidGrant('assertion issuer is not trusted');
+      let sub: string;
+      try {
+        const { payload } = await jwtVerify(assertion, keys, {
+          issuer: iss,
+          audience: [issuer, provider.urlFor('token')],
+          requiredClaims: ['sub', 'exp'],
+        });
+        sub = payload.sub!;
+      } catch {
+        throw invalidGrant('assertion is invalid or expired');
+      }
+      const client = clientsById.get(ctx.oidc.client!.clientId)!;
+      await mintAccessToken(ctx, {
+        sub,
+        scope: grantedScope(client, str(params.scope), apiScopesOf(client)),
+        user: true,
+      });
+    },
+    ['assertion', 'scope', 'audience', 'resource'],
+  );
 
   provider.on('grant.revoked', (_ctx, grantId: string) => {
     revokedGrants.add(grantId);
@@ -410,6 +658,18 @@ export async function startAuthorizationServer(
     return true;
   }
 
+  /** The client a token request claims to come from (credentials, body client_id or client assertion issuer). */
+  function requestingClientId(req: IncomingMessage, params: URLSearchParams): string | undefined {
+    const presented = presentedClientAuth(req.headers.authorization, params);
+    if (presented) return presented.clientId;
+    const assertion = params.get('client_assertion');
+    try {
+      return assertion ? decodeJwt(assertion).iss : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   // --- token endpoint: count, add latency, default client_credentials scope -----------------------------------
   async function handleToken(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let raw: string;
@@ -430,8 +690,7 @@ export async function startAuthorizationServer(
 
     if (grantType === 'client_credentials' && !params.get('scope')) {
       // Policy: a client_credentials request without `scope` gets every API scope the client is registered for.
-      const presented = presentedClientAuth(req.headers.authorization, params);
-      const client = presented ? clientsById.get(presented.clientId) : undefined;
+      const client = clientsById.get(requestingClientId(req, params) ?? '');
       const scopes = client ? apiScopesOf(client) : [];
       if (scopes.length > 0) {
         params.set('scope', scopes.join(' '));
@@ -517,6 +776,10 @@ export async function startAuthorizationServer(
     jwks,
     stats,
     rejectReason,
+    certificateThumbprint: (req) => {
+      const cert = peerCertificate(req);
+      return cert ? certificateThumbprint(cert) : undefined;
+    },
   });
 
   handler = async (req, res) => {
@@ -538,6 +801,15 @@ export async function startAuthorizationServer(
     revocationUrl: provider.urlFor('revocation'),
     jwksUrl: provider.urlFor('jwks'),
     apiUrl,
+    ...(mtlsOrigin
+      ? {
+          mtls: {
+            origin: mtlsOrigin,
+            tokenUrl: `${mtlsOrigin}${tokenPath}`,
+            apiUrl: `${mtlsOrigin}${apiBasePath}`,
+          },
+        }
+      : {}),
     stats,
     resetStats() {
       stats.tokenRequests = 0;
@@ -554,11 +826,17 @@ export async function startAuthorizationServer(
     close() {
       closing ??= new Promise<void>((resolve) => {
         shutdown.abort();
-        server.close(() => {
+        let open = tlsServer ? 2 : 1;
+        const done = () => {
+          open -= 1;
+          if (open > 0) return;
           adapter.clear();
           resolve();
-        });
+        };
+        server.close(done);
         server.closeAllConnections();
+        tlsServer?.close(done);
+        tlsServer?.closeAllConnections();
       });
       return closing;
     },
