@@ -1,0 +1,1 @@
+import { keyfobTsup } from '../../tsup.base.ts'; export default keyfobTsup();

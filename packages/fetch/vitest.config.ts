@@ -1,0 +1,1 @@
+import { keyfobVitestConfig } from '../../vitest.shared.ts'; export default keyfobVitestConfig();
