@@ -25,17 +25,26 @@ export function signValue(payload: unknown, secrets: readonly string[]): string 
   return `${body}.${mac(secrets[0]!, body).toString('base64url')}`;
 }
 
-/** The payload when the signature matches one of `secrets` (constant-time compare), else undefined. */
+/** An HMAC-SHA256 in canonical unpadded base64url: exactly 43 characters, the last one with no stray bits. */
+const MAC_SHAPE = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
+
+/**
+ * The payload when the signature matches one of `secrets`, else undefined. The MAC is compared as its exact
+ * canonical text (constant-time): Node's base64 decoder skips characters outside the alphabet and ignores
+ * unused bits, so decoding first would let junk appended to a valid MAC verify.
+ */
 export function verifyValue(value: string, secrets: readonly string[]): unknown {
   const dot = value.lastIndexOf('.');
   if (dot <= 0 || value.length > 8192) return undefined;
   const body = value.slice(0, dot);
-  const given = Buffer.from(value.slice(dot + 1), 'base64url');
+  const givenText = value.slice(dot + 1);
+  if (!MAC_SHAPE.test(givenText)) return undefined;
+  const given = Buffer.from(givenText, 'latin1');
   let ok = false;
   for (const secret of secrets) {
-    const expected = mac(secret, body);
+    const expected = Buffer.from(mac(secret, body).toString('base64url'), 'latin1');
     // Every secret is tried, so timing does not tell which one matched.
-    if (given.length === expected.length && timingSafeEqual(given, expected)) ok = true;
+    if (timingSafeEqual(given, expected)) ok = true;
   }
   if (!ok) return undefined;
   try {

@@ -376,6 +376,24 @@ describe('authorizationCodeRouter against the real authorization server', () => 
       });
     });
 
+    it('a state cookie whose MAC has junk appended (the exact signature is required)', async () => {
+      const s = await setup(server);
+      const browser = new Browser(s.app.origin);
+      const { callback } = await startLogin(browser, '/login?user=hugo');
+      const [name, entry] = [...browser.jar].find(([k]) => k.startsWith('keyfob_login_'))!;
+      const genuine = entry.value;
+      browser.setCookie(name, `${genuine}!!`, '/callback');
+      const junk = await browser.get(callback.pathname + callback.search);
+      expect(junk.status).toBe(400);
+      expect(junk.json.error).toBe('invalid_state');
+      expect(s.tokenRequests).toHaveLength(0);
+      // The genuine cookie still completes the same login: it was the junk that was refused.
+      browser.setCookie(name, genuine, '/callback');
+      const done = await browser.get(callback.pathname + callback.search, 'text/html');
+      expect(done.status).toBe(302);
+      expect(s.tokenRequests).toHaveLength(1);
+    });
+
     it('a replayed callback, and a code used elsewhere first', async () => {
       const s = await setup(server);
       const browser = new Browser(s.app.origin);
