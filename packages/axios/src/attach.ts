@@ -1,25 +1,29 @@
-import { ConfigurationError, ErrorCode, KeyfobError, type TokenManager } from '@keyfob/core';
+import {
+  ConfigurationError,
+  type KeyfobRequestOptions as CoreRequestOptions,
+  ErrorCode,
+  KeyfobError,
+  type RequestAttempt,
+  RequestPolicy,
+  type RequestPolicyOptions,
+  type TokenHeaders,
+  type TokenManager,
+} from '@keyfob/core';
 import axios, {
   type AxiosAdapter,
+  type AxiosError,
+  AxiosHeaders,
   type AxiosInstance,
   type AxiosRequestConfig,
   type AxiosResponse,
   type InternalAxiosRequestConfig,
 } from 'axios';
-import { allowedOrigins, OriginResolver, originOf } from './origins.js';
 
-/** Per-request control, set as `keyfob` in any axios request config. */
-export interface KeyfobRequestOptions {
-  /** Send this request without a keyfob token (e.g. to set your own Authorization header). Defaults to `false`. */
-  skip?: boolean;
-  /** Whose token to send (a user id for per-user token sets). Defaults to the `subject` option of {@link attachTokens}. */
-  subject?: string;
-  /** Scope of the token to send (part of the cache key). Defaults to the `scope` option of {@link attachTokens}. */
-  scope?: string;
+/** Per-request control, set as `keyfob` in any axios request config: core's `{ skip?, subject?, scope? }`. */
+export interface KeyfobRequestOptions extends CoreRequestOptions {
   /**
-   * Set by keyfob once it has repeated this request after a 401 with a fresh token; a request carrying
-   * it is never repeated again (also when you send its config again yourself). Read it on
-   * `response.config.keyfob?.retried` to count recovered 401s. Defaults to `undefined`.
+   * Set by keyfob on the request's config once it has sent the request again after a 401 with a fresh
+   * token. Read it on `response.config.keyfob?.retried` to count recovered 401s. Defaults to `undefined`.
    */
   retried?: boolean;
 }
@@ -33,28 +37,11 @@ declare module 'axios' {
   }
 }
 
-/** Options of {@link attachTokens}. */
-export interface AttachTokensOptions {
-  /**
-   * Origins that may receive tokens, in addition to the origin of the instance's `baseURL`
-   * (`'https://api.example.com'` or any URL on it; scheme, host and port count). A request to any other
-   * origin, or a redirect to one, carries no token. Without `baseURL` this is required.
-   * Defaults to `[]` (only the `baseURL` origin).
-   */
-  origins?: (string | URL)[];
-  /**
-   * Whose token to send: a fixed subject, or a function of the request config (return `undefined` for
-   * the service's own token). A request's `keyfob.subject` wins. Defaults to `undefined` (the service's own token).
-   */
-  subject?: string | ((config: InternalAxiosRequestConfig) => string | undefined);
-  /** Scope to request tokens for; a request's `keyfob.scope` wins. Defaults to `undefined` (the grant's scope). */
-  scope?: string;
-  /**
-   * On a 401 to a request that carried a keyfob token: drop exactly that token (`manager.invalidate`) and
-   * send the request once more with a fresh one, if its body can be sent again. `false` leaves 401s alone.
-   * Defaults to `true`.
-   */
-  retryOn401?: boolean;
+/**
+ * Options of {@link attachTokens}: core's {@link RequestPolicyOptions} (`origins` in addition to the
+ * instance's `baseURL` origin, `subject`, `scope`, `retryOn401`), plus `allowGlobal`.
+ */
+export interface AttachTokensOptions extends RequestPolicyOptions<InternalAxiosRequestConfig> {
   /**
    * Allow attaching to the global default `axios` export, so that every `axios.get(...)` anywhere in the
    * process may carry tokens (still only to the allowed origins). Defaults to `false`: pass `axios.create(...)`.
@@ -64,31 +51,26 @@ export interface AttachTokensOptions {
 
 /** A request whose token could not be obtained: the core's error (same class, code and fields) plus the request. */
 export type KeyfobRequestError<E extends KeyfobError = KeyfobError> = E & {
-  /** The axios config of the request that was not sent (its Authorization header, if any, is redacted). */
+  /** The axios config of the request that was not sent (keyfob never puts a token on it). */
   readonly config: InternalAxiosRequestConfig;
 };
 
-type TokenSource = Pick<TokenManager, 'getAuthorizationHeader' | 'invalidate'>;
 type RedirectHook = NonNullable<AxiosRequestConfig['beforeRedirect']>;
+type Policy = RequestPolicy<InternalAxiosRequestConfig>;
 
-/** Marks keyfob's adapters and redirect hooks with what they wrap, so they never stack. */
+/** Marks keyfob's adapters with what they wrap, so they never stack. */
 const WRAPPED = Symbol.for('@keyfob/axios.wrapped');
-const REDACTED_HEADER = 'Bearer [REDACTED]';
-const BEARER = 'Bearer ';
-
-interface RequestState {
-  /** The `Authorization` value keyfob put on the request (the current one after a retry). */
-  header: string;
-  subject: string | undefined;
-  scope: string | undefined;
-  /** Sent a second time after a 401 already. */
-  retried: boolean;
-}
+const REDACTED = '[REDACTED]';
 
 /**
  * Attaches `manager`'s tokens to the requests of an axios instance: `Authorization: Bearer <token>` on
  * every request to an allowed origin; on a 401 the rejected token is invalidated and the request sent
  * once more with a fresh token. Returns a function that removes what it installed.
+ *
+ * The decisions (which origins, which headers, which 401s, which bodies, which redirects) are core's
+ * {@link RequestPolicy}; this function binds them to axios. The token is put on a private copy of the
+ * request config that only the transport sees, so the config your code, your interceptors and axios'
+ * errors hold never carries it, and the transport's request objects are scrubbed once the response is in.
  *
  * @throws ConfigurationError when the instance has no absolute `baseURL` and no `origins` are given,
  *   or when `instance` is the global default `axios` export (unless `allowGlobal`).
@@ -103,19 +85,11 @@ export function attachTokens(
       'attachTokens: the first argument must be an axios instance (axios.create(...)).',
     );
   }
-  if (
-    !manager ||
-    typeof manager.getAuthorizationHeader !== 'function' ||
-    typeof manager.invalidate !== 'function'
-  ) {
-    throw new ConfigurationError(
-      'attachTokens: the second argument must be a TokenManager from @keyfob/core.',
-    );
-  }
-  if (!options || typeof options !== 'object') {
+  if (options !== undefined && (options === null || typeof options !== 'object')) {
     throw new ConfigurationError('attachTokens: options must be an object.');
   }
-  if (options.allowGlobal !== true && isGlobalAxios(instance)) {
+  const { allowGlobal, ...policyOptions } = options;
+  if (allowGlobal !== true && isGlobalAxios(instance)) {
     throw new ConfigurationError(
       'attachTokens: refusing to install on the global axios default export: every axios call in the process would go through it.',
       {
@@ -123,148 +97,21 @@ export function attachTokens(
       },
     );
   }
-  const { subject, scope } = options;
-  if (subject !== undefined && typeof subject !== 'string' && typeof subject !== 'function') {
-    throw new ConfigurationError(
-      'attachTokens: options.subject must be a string or a function of the request config.',
-    );
-  }
-  if (scope !== undefined && typeof scope !== 'string') {
-    throw new ConfigurationError('attachTokens: options.scope must be a string.');
-  }
-  const allowed = allowedOrigins(options.origins, instance.defaults.baseURL);
-  const retryOn401 = options.retryOn401 !== false;
-  const resolver = new OriginResolver();
-  const tokens: TokenSource = manager;
-  // Recent Authorization values keyfob set: a config copied from an earlier request (`{ ...res.config,
-  // url: elsewhere }`) must not carry one to another origin.
-  const issued = new Set<string>();
-  let lastIssued = '';
-  // Authorization values on keyfob's requests in flight (with a count): the redirect hook removes exactly these.
-  const inFlight = new Map<string, number>();
-
-  const isAllowed = (config: InternalAxiosRequestConfig): boolean => {
-    const origin = resolver.resolve(config.url, config.baseURL, config.allowAbsoluteUrls);
-    return origin !== undefined && allowed.has(origin);
-  };
-
-  const remember = (header: string) => {
-    if (header === lastIssued) return;
-    lastIssued = header;
-    if (issued.size >= 64) issued.clear();
-    issued.add(header);
-  };
-
-  const track = (header: string) => {
-    inFlight.set(header, (inFlight.get(header) ?? 0) + 1);
-  };
-  const untrack = (header: string) => {
-    const n = inFlight.get(header) ?? 0;
-    if (n > 1) inFlight.set(header, n - 1);
-    else inFlight.delete(header);
-  };
-
-  const getHeader = (config: InternalAxiosRequestConfig, state: RequestState): Promise<string> => {
-    const signal = config.signal instanceof AbortSignal ? config.signal : undefined;
-    if (state.subject === undefined && state.scope === undefined && signal === undefined) {
-      return tokens.getAuthorizationHeader();
-    }
-    return tokens.getAuthorizationHeader({ subject: state.subject, scope: state.scope, signal });
-  };
-
-  /** Sends the request with `header` (the first time, or again after a 401); settles the in-flight count. */
-  const send = (
-    adapter: AxiosAdapter,
-    config: InternalAxiosRequestConfig,
-    state: RequestState,
-    header: string,
-  ): Promise<AxiosResponse> => {
-    state.header = header;
-    remember(header);
-    setAuthorization(config, header);
-    track(header);
-    let sent: Promise<AxiosResponse>;
-    try {
-      sent = adapter(config);
-    } catch (error) {
-      untrack(header);
-      throw scrub(error, config, state);
-    }
-    return sent.then(
-      (response) => {
-        untrack(header);
-        return response.status === 401 ? recover(undefined, adapter, config, state, response) : response;
-      },
-      (error: unknown) => {
-        untrack(header);
-        return recover(error, adapter, config, state);
-      },
-    );
-  };
+  const baseURL = instance.defaults.baseURL;
+  const policy: Policy = new RequestPolicy(manager, policyOptions, {
+    name: 'attachTokens',
+    ...(typeof baseURL === 'string' && baseURL !== '' ? { baseUrl: baseURL } : {}),
+  });
 
   /**
-   * After a 401 to keyfob's token: invalidate it and send once more with a fresh one. The 401 arrives as
-   * a rejection, or as a response when the caller's `validateStatus` accepts 401 (`settled`).
-   */
-  const recover = async (
-    error: unknown,
-    adapter: AxiosAdapter,
-    config: InternalAxiosRequestConfig,
-    state: RequestState,
-    settled?: AxiosResponse,
-  ): Promise<AxiosResponse> => {
-    const status = settled ? settled.status : statusOf(error);
-    if (!retryOn401 || status !== 401 || config.keyfob?.retried === true || state.retried) {
-      if (settled) return settled;
-      throw scrub(error, config, state);
-    }
-    const rejected = state.header.startsWith(BEARER) ? state.header.slice(BEARER.length) : state.header;
-    const ctx =
-      state.subject === undefined && state.scope === undefined
-        ? undefined
-        : { subject: state.subject, scope: state.scope };
-    await tokens.invalidate(rejected, ctx).catch(() => false);
-    if (!replayable(config.data)) {
-      if (settled) return settled;
-      throw scrub(error, config, state);
-    }
-    state.retried = true;
-    config.keyfob = { ...config.keyfob, retried: true };
-    let header: string;
-    try {
-      header = await getHeader(config, state);
-    } catch (tokenError) {
-      throw requestError(tokenError, config, state);
-    }
-    return send(adapter, config, state, header);
-  };
-
-  /**
-   * keyfob's adapter, in front of the request's own: it decides whether the request gets a token (skip,
-   * allowed origin), attaches it and sends the request, and recovers from a 401. It runs after every
-   * interceptor, so the target it checks is the final one and the caller's interceptors see a retried
-   * request once.
+   * keyfob's adapter, in front of the request's own. It runs after every interceptor, so the target the
+   * policy checks is the final one and the caller's interceptors see a retried request once.
    */
   const dispatch = (adapter: AxiosAdapter, config: InternalAxiosRequestConfig): Promise<AxiosResponse> => {
-    const perRequest = config.keyfob;
-    if (!isAllowed(config)) {
-      const carried = authorizationOf(config);
-      if (typeof carried === 'string' && issued.has(carried)) setAuthorization(config, undefined);
-      return adapter(config);
-    }
-    if (perRequest?.skip === true) return adapter(config);
-    const state: RequestState = {
-      header: '',
-      subject: perRequest?.subject ?? (typeof subject === 'function' ? subject(config) : subject),
-      scope: perRequest?.scope ?? scope,
-      retried: false,
-    };
-    return getHeader(config, state).then(
-      (header) => send(adapter, config, state, header),
-      (error: unknown) => {
-        throw requestError(error, config, state);
-      },
-    );
+    const url = targetOf(config);
+    const attempt = url === undefined ? undefined : policy.start(url, config.keyfob, config);
+    if (attempt === undefined) return adapter(config);
+    return send(policy, adapter, config, attempt, url!);
   };
 
   const adapterOver =
@@ -275,22 +122,10 @@ export function attachTokens(
         config as InternalAxiosRequestConfig,
       );
 
-  const hookOver =
-    (userHook: RedirectHook | undefined): RedirectHook =>
-    (opts, responseDetails, requestDetails) => {
-      if (userHook) userHook(opts, responseDetails, requestDetails);
-      if (inFlight.size === 0) return;
-      const origin = redirectOrigin(opts);
-      if (origin === undefined || !allowed.has(origin)) stripAuthorization(opts.headers, inFlight);
-    };
-
-  // One adapter and one redirect hook for every request that uses the instance's own: nothing is
-  // allocated per request on the common path. A request with its own `adapter` or `beforeRedirect`
-  // gets a wrapper of its own.
+  // One adapter for every request that uses the instance's own: nothing is allocated per request for
+  // it. A request with its own `adapter` gets a wrapper of its own.
   const baseAdapter = instance.defaults.adapter;
   const ownAdapter = mark(adapterOver(baseAdapter), baseAdapter);
-  const baseHook = instance.defaults.beforeRedirect;
-  const ownHook = mark(hookOver(baseHook), baseHook);
 
   const onRequest = (config: InternalAxiosRequestConfig): InternalAxiosRequestConfig => {
     const current = config.adapter;
@@ -299,14 +134,6 @@ export function attachTokens(
       else {
         const original = unwrap(current) as InternalAxiosRequestConfig['adapter'];
         config.adapter = mark(adapterOver(original), original);
-      }
-    }
-    const hook = config.beforeRedirect;
-    if (hook !== ownHook) {
-      if (hook === baseHook) config.beforeRedirect = ownHook;
-      else {
-        const original = unwrap(hook) as RedirectHook | undefined;
-        config.beforeRedirect = mark(hookOver(original), original);
       }
     }
     return config;
@@ -321,6 +148,209 @@ export function attachTokens(
     attached = false;
     instance.interceptors.request.eject(id);
   };
+}
+
+/** One attempt (and, after a 401 the policy retries, the next): get the headers, then transmit. */
+function send(
+  policy: Policy,
+  adapter: AxiosAdapter,
+  config: InternalAxiosRequestConfig,
+  attempt: RequestAttempt,
+  url: string,
+): Promise<AxiosResponse> {
+  const signal = config.signal instanceof AbortSignal ? config.signal : undefined;
+  return policy.headers(attempt, config.method ?? 'get', url, signal).then(
+    (headers) => transmit(policy, adapter, config, attempt, url, headers),
+    (error: unknown) => {
+      throw requestError(error, config);
+    },
+  );
+}
+
+/**
+ * Sends `config` with keyfob's `headers` on a private copy (the only object holding them), then hands
+ * back what the transport produced with the caller's `config` in place of the copy and the headers
+ * scrubbed from the transport's request objects, before axios or the caller see it. Errors axios builds
+ * later (response transforms, JSON parse failures) are built from the caller's `config` and so carry
+ * no token either.
+ */
+function transmit(
+  policy: Policy,
+  adapter: AxiosAdapter,
+  config: InternalAxiosRequestConfig,
+  attempt: RequestAttempt,
+  url: string,
+  headers: TokenHeaders,
+): Promise<AxiosResponse> {
+  const sent: InternalAxiosRequestConfig = {
+    ...config,
+    headers: withHeaders(config.headers, headers),
+    beforeRedirect: redirectHook(policy, attempt, config.beforeRedirect, headers),
+  };
+  let pending: Promise<AxiosResponse>;
+  try {
+    pending = adapter(sent);
+  } catch (error) {
+    throw restore(error, config, sent, headers);
+  }
+  const after401 = async (response: AxiosResponse | undefined, error: unknown): Promise<AxiosResponse> => {
+    const headers = (response ?? (error as AxiosError).response)?.headers;
+    if (policy.rejected(attempt, 401, headers) && (await policy.retry(attempt, config.data))) {
+      config.keyfob = { ...config.keyfob, retried: true };
+      return send(policy, adapter, config, attempt, url);
+    }
+    if (response) return response;
+    throw error;
+  };
+  return pending.then(
+    (response) => {
+      restore(response, config, sent, headers);
+      // A 401 arrives here when the caller's `validateStatus` accepts it.
+      return response.status === 401 ? after401(response, undefined) : response;
+    },
+    (error: unknown) => {
+      restore(error, config, sent, headers);
+      if ((error as AxiosError | undefined)?.response?.status === 401) return after401(undefined, error);
+      throw error;
+    },
+  );
+}
+
+/** A copy of the request's headers with keyfob's set on it, replacing any of the same name. */
+function withHeaders(
+  original: InternalAxiosRequestConfig['headers'],
+  headers: TokenHeaders,
+): InternalAxiosRequestConfig['headers'] {
+  const h = original as unknown as Record<string, unknown> | undefined;
+  if (h && h instanceof AxiosHeaders) {
+    const copy = new AxiosHeaders(h);
+    for (const name in headers) copy.set(name, headers[name], true);
+    return copy as InternalAxiosRequestConfig['headers'];
+  }
+  // Headers an interceptor replaced with a plain object (or another axios copy's AxiosHeaders).
+  const plain: Record<string, unknown> = {};
+  const source = h && typeof h.toJSON === 'function' ? (h.toJSON as () => Record<string, unknown>)() : h;
+  for (const k in source) if (!(k.toLowerCase() in headers)) plain[k] = source[k];
+  for (const name in headers) plain[name] = headers[name];
+  return plain as unknown as InternalAxiosRequestConfig['headers'];
+}
+
+/**
+ * The redirect hook of one attempt: the caller's own first, then the policy's decision for the next
+ * hop; headers it takes away are removed by value, so a header the caller set stays theirs.
+ */
+function redirectHook(
+  policy: Policy,
+  attempt: RequestAttempt,
+  userHook: RedirectHook | undefined,
+  headers: TokenHeaders,
+): RedirectHook {
+  return (opts, responseDetails, requestDetails) => {
+    if (userHook) userHook(opts, responseDetails, requestDetails);
+    const target = redirectTarget(opts);
+    const method = typeof opts.method === 'string' ? opts.method : 'GET';
+    if (target !== undefined && policy.redirect(attempt, method, target) !== undefined) return;
+    // Not allowed, or a target we cannot tell: fail closed.
+    if (target === undefined) policy.redirect(attempt, method, 'about:blank');
+    removeValues(opts.headers, headers);
+  };
+}
+
+/**
+ * Puts the caller's `config` back where the transport has the private copy (on the response and on
+ * the error) and scrubs keyfob's header values from the transport's request objects, which Node keeps
+ * (`ClientRequest`: the serialised head and the header map; follow-redirects: its options).
+ */
+function restore(
+  target: unknown,
+  config: InternalAxiosRequestConfig,
+  sent: InternalAxiosRequestConfig,
+  headers: TokenHeaders,
+): unknown {
+  if (!target || typeof target !== 'object') return target;
+  const t = target as {
+    config?: unknown;
+    request?: unknown;
+    response?: { config?: unknown; request?: unknown };
+  };
+  if (t.config === sent) t.config = config;
+  scrubRequest(t.request, headers, 0);
+  const response = t.response;
+  if (response && typeof response === 'object') {
+    if (response.config === sent) response.config = config;
+    scrubRequest(response.request, headers, 0);
+  }
+  return target;
+}
+
+let kOutHeaders: symbol | undefined;
+
+function scrubRequest(request: unknown, headers: TokenHeaders, depth: number): void {
+  if (!request || typeof request !== 'object' || depth > 2) return;
+  const r = request as Record<string | symbol, unknown>;
+  // Node's ClientRequest: the head as sent, and the header map behind getHeader().
+  if (typeof r._header === 'string') r._header = scrubText(r._header, headers);
+  // The head waiting to be written: on the request before it has a socket, on a socket still connecting.
+  scrubChunks(r.outputData, 'data', headers);
+  const socket = r.socket as Record<string, unknown> | null | undefined;
+  if (socket && typeof socket === 'object') {
+    if (typeof socket._pendingData === 'string')
+      socket._pendingData = scrubText(socket._pendingData, headers);
+    else scrubChunks(socket._pendingData, 'chunk', headers);
+  }
+  kOutHeaders ??= Object.getOwnPropertySymbols(r).find((s) => s.description === 'kOutHeaders');
+  const out = kOutHeaders === undefined ? undefined : (r[kOutHeaders] as Record<string, unknown> | null);
+  if (out && typeof out === 'object') {
+    for (const name in headers) {
+      const entry = out[name];
+      if (Array.isArray(entry) && entry[1] === headers[name]) entry[1] = REDACTED;
+    }
+  }
+  // follow-redirects' RedirectableRequest and the native request it wraps.
+  const options = r._options as { headers?: unknown } | undefined;
+  if (options && typeof options === 'object') removeValues(options.headers, headers, REDACTED);
+  scrubRequest(r._currentRequest, headers, depth + 1);
+  scrubRequest(r._redirectable, headers, depth + 1);
+  // A fetch Request (axios' fetch adapter).
+  const fetchHeaders = r.headers as { get?: unknown; set?: unknown } | undefined;
+  if (fetchHeaders && typeof fetchHeaders.get === 'function' && typeof fetchHeaders.set === 'function') {
+    const h = fetchHeaders as unknown as Headers;
+    for (const name in headers) {
+      if (h.get(name) === headers[name]) {
+        try {
+          h.set(name, REDACTED);
+        } catch {
+          // Immutable headers: the Request stays as it is.
+        }
+      }
+    }
+  }
+}
+
+function scrubText(text: string, headers: TokenHeaders): string {
+  let t = text;
+  for (const name in headers) if (t.includes(headers[name]!)) t = t.split(headers[name]!).join(REDACTED);
+  return t;
+}
+
+function scrubChunks(chunks: unknown, key: string, headers: TokenHeaders): void {
+  if (!Array.isArray(chunks)) return;
+  for (const c of chunks) {
+    if (c && typeof c === 'object' && typeof c[key] === 'string') c[key] = scrubText(c[key], headers);
+  }
+}
+
+/** Removes (or replaces with `replacement`) every header whose value is one keyfob set. */
+function removeValues(target: unknown, headers: TokenHeaders, replacement?: string): void {
+  if (!target || typeof target !== 'object') return;
+  const h = target as Record<string, unknown>;
+  for (const k of Object.keys(h)) {
+    const name = k.toLowerCase();
+    if (name in headers && h[k] === headers[name]) {
+      if (replacement === undefined) delete h[k];
+      else h[k] = replacement;
+    }
+  }
 }
 
 function isGlobalAxios(instance: AxiosInstance): boolean {
@@ -356,85 +386,34 @@ function resolveAdapter(
   return axios.getAdapter(original ?? axios.defaults.adapter, config);
 }
 
-function authorizationOf(config: InternalAxiosRequestConfig): unknown {
-  const h = config.headers as unknown as { get?: (n: string) => unknown; [k: string]: unknown } | undefined;
-  if (!h) return undefined;
-  if (typeof h.get === 'function') {
-    // AxiosHeaders keeps the name as first set; keyfob sets `Authorization`.
-    const direct = h.Authorization;
-    return direct !== undefined ? direct : h.get('Authorization');
-  }
-  for (const k of Object.keys(h)) if (k.toLowerCase() === 'authorization') return h[k];
-  return undefined;
-}
-
-function setAuthorization(config: InternalAxiosRequestConfig, value: string | undefined): void {
-  const h = config.headers as unknown as
-    | { set?: (n: string, v: string) => unknown; delete?: (n: string) => unknown; [k: string]: unknown }
-    | undefined;
-  if (h && typeof h.set === 'function' && typeof h.delete === 'function') {
-    if (value === undefined) h.delete('Authorization');
-    else h.set('Authorization', value);
-    return;
-  }
-  const plain: Record<string, unknown> = { ...(h ?? {}) };
-  for (const k of Object.keys(plain)) if (k.toLowerCase() === 'authorization') delete plain[k];
-  if (value !== undefined) plain.Authorization = value;
-  config.headers = plain as unknown as InternalAxiosRequestConfig['headers'];
-}
-
-function statusOf(error: unknown): number | undefined {
-  const status = (error as { response?: { status?: unknown } } | undefined)?.response?.status;
-  return typeof status === 'number' ? status : undefined;
-}
-
-/**
- * Can the body be sent a second time? Not a Node stream, a `form-data` instance (a stream), a web
- * ReadableStream or an async iterable: they are consumed by the first attempt.
- */
-function replayable(data: unknown): boolean {
-  if (data === null || data === undefined || typeof data !== 'object') return true;
-  if (ArrayBuffer.isView(data) || data instanceof ArrayBuffer) return true;
-  const d = data as Record<string | symbol, unknown>;
-  if (typeof d.pipe === 'function' || typeof d.getReader === 'function') return false;
-  if (typeof d[Symbol.asyncIterator] === 'function') return false;
-  return true;
-}
-
-function redirectOrigin(opts: Record<string, any>): string | undefined {
-  if (typeof opts.href === 'string') return originOf(opts.href);
+/** The absolute URL of the next hop, from follow-redirects' options. */
+function redirectTarget(opts: Record<string, any>): string | undefined {
+  if (typeof opts.href === 'string') return opts.href;
   if (typeof opts.protocol === 'string' && typeof opts.hostname === 'string') {
     const host =
       opts.hostname.includes(':') && !opts.hostname.startsWith('[') ? `[${opts.hostname}]` : opts.hostname;
-    return originOf(`${opts.protocol}//${host}${opts.port ? `:${opts.port}` : ''}/`);
+    return `${opts.protocol}//${host}${opts.port ? `:${opts.port}` : ''}/`;
   }
   return undefined;
 }
 
-function stripAuthorization(headers: unknown, keyfobHeaders: ReadonlyMap<string, unknown>): void {
-  if (!headers || typeof headers !== 'object') return;
-  const h = headers as Record<string, unknown>;
-  for (const k of Object.keys(h)) {
-    const v = h[k];
-    if (k.toLowerCase() === 'authorization' && typeof v === 'string' && keyfobHeaders.has(v)) delete h[k];
-  }
-}
+/** axios' own test (helpers/isAbsoluteURL): a scheme, or a protocol-relative `//host`. */
+const ABSOLUTE = /^([a-z][a-z\d+\-.]*:)?\/\//i;
 
-/** Keeps the token out of the error: axios puts the request config (headers) and the ClientRequest on it. */
-function scrub(error: unknown, config: InternalAxiosRequestConfig, state: RequestState): unknown {
-  if (state.header && authorizationOf(config) === state.header) setAuthorization(config, REDACTED_HEADER);
-  if (error && typeof error === 'object') {
-    hide(error, 'request');
-    const response = (error as { response?: unknown }).response;
-    if (response && typeof response === 'object') hide(response, 'request');
+/**
+ * Where a request goes, as axios computes it (buildFullPath + combineURLs): an absolute `url` wins
+ * unless `allowAbsoluteUrls: false`; a relative one is appended to `baseURL`. Undefined when the
+ * target has no origin (a relative URL without baseURL, or a protocol-relative URL, which axios cannot
+ * send in Node): such requests never get a token.
+ */
+function targetOf(config: InternalAxiosRequestConfig): string | undefined {
+  const url = config.url ?? '';
+  const { baseURL } = config;
+  if (ABSOLUTE.test(url) && !(baseURL && config.allowAbsoluteUrls === false)) {
+    return url.startsWith('//') ? undefined : url;
   }
-  return error;
-}
-
-/** Keeps a property readable but out of `util.inspect` / `JSON.stringify` (the ClientRequest holds the raw headers). */
-function hide(target: object, key: string): void {
-  const d = Object.getOwnPropertyDescriptor(target, key);
-  if (d?.enumerable && d.configurable) Object.defineProperty(target, key, { ...d, enumerable: false });
+  if (!baseURL) return undefined;
+  return `${baseURL.replace(/\/?\/$/, '')}/${url.replace(/^\/+/, '')}`;
 }
 
 /**
@@ -442,19 +421,14 @@ function hide(target: object, key: string): void {
  * class, so `instanceof TokenEndpointError` holds) as a per-request copy carrying the request `config`;
  * the core's error itself is shared by every request that waited for the same token.
  */
-function requestError(
-  error: unknown,
-  config: InternalAxiosRequestConfig,
-  state: RequestState,
-): KeyfobRequestError {
-  if (state.header && authorizationOf(config) === state.header) setAuthorization(config, REDACTED_HEADER);
+function requestError(error: unknown, config: InternalAxiosRequestConfig): KeyfobRequestError {
   const base =
     error instanceof KeyfobError
       ? error
-      : new KeyfobError(
-          `Could not get an access token for the request: ${error instanceof Error ? error.message : String(error)}`,
-          { code: ErrorCode.TokenEndpoint, cause: error },
-        );
+      : new KeyfobError('attachTokens: could not get an access token; the request was not sent.', {
+          code: ErrorCode.TokenEndpoint,
+          cause: error,
+        });
   const copy = Object.create(
     Object.getPrototypeOf(base),
     Object.getOwnPropertyDescriptors(base),
