@@ -316,3 +316,64 @@ export function publishUnauthorizedRetry(
     retried,
   } satisfies UnauthorizedRetryMessage);
 }
+
+/** What a manager knows about its token endpoint, without asking it: for health checks. */
+export interface TokenManagerStatus {
+  /** Last time a token was obtained (from the endpoint, the store or an exchange), epoch ms. */
+  lastSuccessAt: number | undefined;
+  /** Start of the current run of failures (undefined while healthy), epoch ms. */
+  failingSince: number | undefined;
+  /** Failed acquisitions since the last success. */
+  consecutiveFailures: number;
+  /** Code and redacted message of the last failure, while failing. */
+  lastError: { code: string; message: string } | undefined;
+  /**
+   * Whether the last token request got an HTTP answer (even an error status): false after a
+   * timeout or a network error; undefined before the first request.
+   */
+  endpointReachable: boolean | undefined;
+}
+
+const UNREACHABLE: ReadonlySet<string> = new Set([
+  ErrorCode.TokenEndpointNetwork,
+  ErrorCode.TokenEndpointTimeout,
+]);
+
+/** Kept by each TokenManager; read through `manager.status`. O(1) per acquisition. */
+export class StatusTracker {
+  #lastSuccessAt: number | undefined;
+  #failingSince: number | undefined;
+  #failures = 0;
+  #lastError: { code: string; message: string } | undefined;
+  #reachable: boolean | undefined;
+
+  succeeded(now: number, fromEndpoint: boolean): void {
+    this.#lastSuccessAt = now;
+    this.#failingSince = undefined;
+    this.#failures = 0;
+    this.#lastError = undefined;
+    if (fromEndpoint) this.#reachable = true;
+  }
+
+  failed(now: number, error: unknown): void {
+    this.#failingSince ??= now;
+    this.#failures++;
+    const code = errorCode(error);
+    this.#lastError = {
+      code,
+      message: isKeyfobError(error) ? error.message : 'token acquisition failed',
+    };
+    if (UNREACHABLE.has(code)) this.#reachable = false;
+    else if (code === ErrorCode.TokenEndpoint || code === ErrorCode.TokenResponse) this.#reachable = true;
+  }
+
+  snapshot(): TokenManagerStatus {
+    return {
+      lastSuccessAt: this.#lastSuccessAt,
+      failingSince: this.#failingSince,
+      consecutiveFailures: this.#failures,
+      lastError: this.#lastError,
+      endpointReachable: this.#reachable,
+    };
+  }
+}

@@ -7,6 +7,7 @@ export {
   type RefreshTrigger,
   type StoreMessage,
   type TokenInvalidateMessage,
+  type TokenManagerStatus,
   type TokenObtainedMessage,
   type TokenRefreshMessage,
   type TokenRequestMessage,
