@@ -346,6 +346,15 @@ export class RequestPolicy<R = unknown> {
   }
 
   /**
+   * The client removed keyfob's headers on its own (undici's redirect handler and fetch drop
+   * `Authorization` when a redirect changes origin): the response that follows is not an answer to
+   * keyfob's token, so a 401 to it invalidates nothing.
+   */
+  stripped(attempt: RequestAttempt): void {
+    RequestAttempt.strip(attempt);
+  }
+
+  /**
    * Step 4: is this response a rejection of the token keyfob sent? A 401 to a request whose last hop
    * carried keyfob's headers. A 401 from a hop the token never reached (a foreign redirect target)
    * says nothing about it. Synchronous and allocation-free for every other status.
@@ -355,6 +364,14 @@ export class RequestPolicy<R = unknown> {
   rejected(attempt: RequestAttempt, status: number, _responseHeaders?: unknown): boolean {
     if (status !== 401) return false;
     return attempt.sent !== undefined && this.#retryOn401;
+  }
+
+  /**
+   * What {@link retry} will resolve, known synchronously (for clients that must decide, when the
+   * 401's headers arrive, whether to hand the response on or swallow it and send again).
+   */
+  willRetry(attempt: RequestAttempt, body?: unknown): boolean {
+    return !attempt.retried && isReplayableBody(body);
   }
 
   /**
@@ -374,7 +391,7 @@ export class RequestPolicy<R = unknown> {
           : { subject: attempt.subject, scope: attempt.scope };
       await this.#tokens.invalidate(token, scoped).catch(() => false);
     }
-    if (attempt.retried || !isReplayableBody(body)) return false;
+    if (!this.willRetry(attempt, body)) return false;
     attempt.retried = true;
     return true;
   }

@@ -152,6 +152,11 @@ describe('RequestPolicy: per request', () => {
     expect(p.redirect(a, 'GET', `${API}/back`)).toBeUndefined();
     // ... and a 401 at the end is not a 401 to keyfob's token.
     expect(p.rejected(a, 401)).toBe(false);
+    // The client dropped the header itself (fetch across origins): a 401 then is not ours either.
+    const b = p.start(`${API}/x`)!;
+    await p.headers(b, 'GET', `${API}/x`);
+    p.stripped(b);
+    expect(p.rejected(b, 401)).toBe(false);
     await tokens.close();
   });
 
@@ -163,7 +168,10 @@ describe('RequestPolicy: per request', () => {
     expect(p.rejected(a, 200)).toBe(false);
     expect(p.rejected(a, 403)).toBe(false);
     expect(p.rejected(a, 401, new Headers())).toBe(true);
+    expect(p.willRetry(a, new ReadableStream())).toBe(false);
+    expect(p.willRetry(a, 'body')).toBe(true);
     expect(await p.retry(a, 'body')).toBe(true);
+    expect(p.willRetry(a, 'body')).toBe(false);
     expect(await p.headers(a, 'GET', `${API}/x`)).toEqual({ authorization: 'Bearer at_secret_2' });
     expect(p.rejected(a, 401)).toBe(true);
     // Second 401: the token is dropped again, but no second retry.
