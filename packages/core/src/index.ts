@@ -50,7 +50,7 @@ export type { ClientAuthMethod, Grant, GrantContext } from './grants/grant.js';
 export { basicAuthorization } from './grants/grant.js';
 export { type PasswordGrantOptions, passwordGrant } from './grants/password.js';
 export { type StaticTokenOptions, staticToken } from './grants/static-token.js';
-export { fingerprint, redact, safeUrl } from './redact.js';
+export { fingerprint, REDACTED, redact, safeUrl } from './redact.js';
 export {
   isReplayableBody,
   type KeyfobRequestOptions,

@@ -3,20 +3,31 @@
  * goes through it, so a secret, a token or a Basic header can never reach a log.
  */
 
-const REDACTED = '[REDACTED]';
+/** What keyfob prints in place of a secret or a token. Use it instead of retyping the string. */
+export const REDACTED = '[REDACTED]';
 
-/** `Authorization: Bearer xxx` / `Basic xxx`, and OAuth fields in JSON or form bodies. */
-const PATTERNS: RegExp[] = [
-  // 8+ characters: a credential, not prose such as "Basic header".
-  /\b(Bearer|Basic|Digest|DPoP)\s+[A-Za-z0-9\-._~+/]{8,}=*/gi,
-  /("(?:access_token|refresh_token|id_token|client_secret|password|code|code_verifier|assertion|client_assertion|accessToken|refreshToken|clientSecret)"\s*:\s*")((?:[^"\\]|\\.)*)(")/g,
-  /\b((?:access_token|refresh_token|id_token|client_secret|password|code_verifier|assertion|client_assertion)=)([^&\s"']+)/g,
-  /(https?:\/\/)[^/\s:@]+:[^/\s@]+@/gi,
-];
+const FIELDS =
+  'access_token|refresh_token|id_token|subject_token|actor_token|client_secret|password|code|code_verifier|assertion|client_assertion|accessToken|refreshToken|clientSecret';
+
+// 8+ characters: a credential, not prose such as "Basic header".
+const AUTH_HEADER = /\b(Bearer|Basic|Digest|DPoP)\s+[A-Za-z0-9\-._~+/]{8,}=*/gi;
+// A JSON field; the value may be cut short (a body quoted up to a length limit): `$` ends it too.
+const JSON_FIELD = new RegExp(`("(?:${FIELDS})"\\s*:\\s*")((?:[^"\\\\]|\\\\.)*)("|$)`, 'g');
+// The same inside a JSON string (a body quoted with JSON.stringify): \"access_token\":\"...
+const ESCAPED_JSON_FIELD = new RegExp(`(\\\\"(?:${FIELDS})\\\\"\\s*:\\s*\\\\")([^"\\\\]*)`, 'g');
+const FORM_FIELD = new RegExp(`\\b((?:${FIELDS.replace('|code|', '|')})=)([^&\\s"']+)`, 'g');
+// `code=` only as a parameter (not "status code=200" in prose).
+const CODE_PARAM = /(^|[?&])(code=)([^&\s"']+)/g;
+const URL_USERINFO = /(https?:\/\/)[^/\s:@]+:[^/\s@]+@/gi;
 
 const secretsIn = new WeakMap<object, readonly string[]>();
 
-/** Replaces every known secret and every token-looking field in `text` by `[REDACTED]`. */
+/**
+ * Replaces every known secret (`secrets`: the values a request carried) and every token-looking
+ * field (Authorization schemes, OAuth fields in JSON or form bodies, URL userinfo) in `text` by
+ * {@link REDACTED}. Every message, log line and event that quotes something a server said or a
+ * request carried goes through it.
+ */
 export function redact(text: string, secrets: readonly (string | undefined)[] = []): string {
   let out = text;
   for (const secret of secrets) {
@@ -24,10 +35,12 @@ export function redact(text: string, secrets: readonly (string | undefined)[] = 
     // are still caught by the field patterns below.
     if (secret && secret.length >= 4) out = out.split(secret).join(REDACTED);
   }
-  out = out.replace(PATTERNS[0]!, (_m, scheme: string) => `${scheme} ${REDACTED}`);
-  out = out.replace(PATTERNS[1]!, (_m, a: string, _v: string, c: string) => `${a}${REDACTED}${c}`);
-  out = out.replace(PATTERNS[2]!, (_m, a: string) => `${a}${REDACTED}`);
-  out = out.replace(PATTERNS[3]!, (_m, scheme: string) => `${scheme}${REDACTED}@`);
+  out = out.replace(AUTH_HEADER, (_m, scheme: string) => `${scheme} ${REDACTED}`);
+  out = out.replace(JSON_FIELD, (_m, a: string, _v: string, c: string) => `${a}${REDACTED}${c}`);
+  out = out.replace(ESCAPED_JSON_FIELD, (_m, a: string) => `${a}${REDACTED}`);
+  out = out.replace(FORM_FIELD, (_m, a: string) => `${a}${REDACTED}`);
+  out = out.replace(CODE_PARAM, (_m, a: string, b: string) => `${a}${b}${REDACTED}`);
+  out = out.replace(URL_USERINFO, (_m, scheme: string) => `${scheme}${REDACTED}@`);
   return out;
 }
 

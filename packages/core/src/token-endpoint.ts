@@ -26,6 +26,11 @@ export interface TokenRequest {
    * Defaults to `true`.
    */
   replayable?: boolean;
+  /**
+   * Form fields made afresh for every attempt, retries included, and added to the form body: a client
+   * assertion (RFC 7523 2.2), whose `jti` a server accepts once. Their values are redacted like `secrets`.
+   */
+  attemptFields?: () => Record<string, string>;
 }
 
 export interface TokenEndpointOptions {
@@ -98,19 +103,20 @@ const STATUS_HINTS: Record<number, string> = {
 
 function hintFor(status: number, req: TokenRequest, oauthError: string | undefined): string {
   if (status === 401 || oauthError === 'invalid_client') {
+    const inBody = "if the provider wants the credentials in the body, set clientAuth: 'body'.";
     const how =
       req.clientAuth === 'basic'
-        ? "keyfob sent them in an HTTP Basic header, form-urlencoded before base64 as RFC 6749 2.3.1 says; if the provider expects them unencoded, set basicEncoding: 'raw'."
+        ? `keyfob sent them in an HTTP Basic header, form-urlencoded before base64 as RFC 6749 2.3.1 says; if the provider expects them unencoded, set basicEncoding: 'raw'; ${inBody}`
         : req.clientAuth === 'basic-only'
-          ? "keyfob sent only an HTTP Basic header (base64 of 'client:secret'); check the values, or that the provider does not expect a grant body (clientAuth: 'basic')."
-          : req.clientAuth
-            ? `keyfob sent them as clientAuth: '${req.clientAuth}'; check the provider expects that method.`
-            : '';
-    const body =
-      req.clientAuth === 'basic' || req.clientAuth === 'basic-only'
-        ? " If the provider wants the credentials in the body, set clientAuth: 'body'."
-        : '';
-    return `${STATUS_HINTS[401]} ${how}${body}`.trim();
+          ? `keyfob sent only an HTTP Basic header (base64 of 'client:secret'), no grant body; check the values, or set clientAuth: 'basic' if the provider expects a grant body; ${inBody}`
+          : req.clientAuth === 'private_key_jwt' || req.clientAuth === 'client_secret_jwt'
+            ? `keyfob sent a client assertion (clientAuth: '${req.clientAuth}'); check that the provider has this client registered for that method with ${req.clientAuth === 'private_key_jwt' ? 'the public key of privateKey (and its keyId)' : 'this secret'}, the algorithm, and the audience it expects (assertionAudience: its issuer or token endpoint).`
+            : req.clientAuth === 'tls_client_auth'
+              ? "keyfob sent only client_id (clientAuth: 'tls_client_auth'); check that the fetch given to the TokenManager presents the client certificate the provider has registered, and that tokenUrl is its mTLS endpoint (mtls_endpoint_aliases)."
+              : req.clientAuth
+                ? `keyfob sent them as clientAuth: '${req.clientAuth}'; check the provider expects that method.`
+                : '';
+    return `${STATUS_HINTS[401]} ${how}`.trim();
   }
   if (oauthError === 'invalid_grant' && req.grantType === 'refresh_token')
     return 'The refresh token is expired, revoked or was already used (rotation): the user must log in again.';
@@ -239,6 +245,17 @@ function describeLocation(location: string | null, base: string): string {
   }
 }
 
+/** The body of one attempt: the form plus the request's per-attempt fields (TokenRequest.attemptFields). */
+function attemptPayload(req: TokenRequest, payload: string | undefined, secrets: (string | undefined)[]) {
+  if (!req.attemptFields || !(req.body instanceof URLSearchParams)) return payload;
+  const form = new URLSearchParams(req.body);
+  for (const [name, value] of Object.entries(req.attemptFields())) {
+    form.set(name, value);
+    secrets.push(value);
+  }
+  return form.toString();
+}
+
 /**
  * The one token endpoint client. POSTs `req` to `tokenUrl` with a timeout and a size-capped read,
  * and retries with backoff and full jitter on network errors, timeouts, 5xx and 429 (honouring
@@ -266,7 +283,7 @@ export async function postTokenRequest(
     payload = JSON.stringify(req.body);
     headers['content-type'] = 'application/json';
   }
-  const secrets = req.secrets;
+  const secrets = [...req.secrets];
   const safe = (s: string) => redact(s, secrets);
   const replayable = req.replayable !== false;
   const keepAlive = opts.keepAlive !== false;
@@ -316,10 +333,11 @@ export async function postTokenRequest(
     try {
       let res: Response;
       try {
+        const body = attemptPayload(req, payload, secrets);
         res = await opts.fetch(tokenUrl, {
           method: 'POST',
           headers,
-          ...(payload === undefined ? {} : { body: payload }),
+          ...(body === undefined ? {} : { body }),
           // A token endpoint that redirects is misconfigured; following it could send the
           // credentials to another host, so keyfob never follows.
           redirect: 'manual',

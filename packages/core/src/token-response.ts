@@ -1,4 +1,5 @@
 import { TokenResponseError } from './errors.js';
+import { REDACTED, redact } from './redact.js';
 import type { AccessToken, StoredToken } from './types.js';
 
 export interface NormaliseOptions {
@@ -11,7 +12,13 @@ export interface NormaliseOptions {
   /** Refresh token to keep when a refresh response does not rotate it (RFC 6749 6). */
   previousRefreshToken?: string;
   warn?: (message: string) => void;
+  /** Values the request carried (client secret, password, ...): never quoted in an error. */
+  secrets?: readonly (string | undefined)[];
 }
+
+// C0 controls and DEL: never part of a token (RFC 6750 2.1 b64token) or a token type.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+const CONTROL = /[\u0000-\u001f\u007f]/;
 
 const SECRET_FIELDS = new Set(['access_token', 'refresh_token', 'id_token', 'accessToken', 'refreshToken']);
 
@@ -36,13 +43,13 @@ export function createAccessToken(data: StoredToken): AccessToken {
 
 function printable(token: AccessToken): Record<string, unknown> {
   const raw: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(token.raw)) raw[k] = SECRET_FIELDS.has(k) ? '[REDACTED]' : v;
+  for (const [k, v] of Object.entries(token.raw)) raw[k] = SECRET_FIELDS.has(k) ? REDACTED : v;
   return {
-    accessToken: '[REDACTED]',
+    accessToken: REDACTED,
     tokenType: token.tokenType,
     expiresAt: token.expiresAt === undefined ? undefined : new Date(token.expiresAt).toISOString(),
     scope: token.scope,
-    refreshToken: token.refreshToken === undefined ? undefined : '[REDACTED]',
+    refreshToken: token.refreshToken === undefined ? undefined : REDACTED,
     raw,
   };
 }
@@ -64,7 +71,8 @@ export function toStoredToken(token: AccessToken): StoredToken {
 export function fromStoredToken(data: unknown): AccessToken | undefined {
   if (!data || typeof data !== 'object') return undefined;
   const d = data as Record<string, unknown>;
-  if (typeof d.accessToken !== 'string' || d.accessToken === '') return undefined;
+  if (typeof d.accessToken !== 'string' || d.accessToken === '' || CONTROL.test(d.accessToken))
+    return undefined;
   return createAccessToken({
     accessToken: d.accessToken,
     tokenType: 'Bearer',
@@ -113,7 +121,7 @@ export function normaliseTokenResponse(body: unknown, opts: NormaliseOptions): A
     const description =
       typeof raw.error_description === 'string' ? `: ${raw.error_description.slice(0, 200)}` : '';
     fail(
-      `The token endpoint answered 2xx with an OAuth error instead of a token (${raw.error.slice(0, 60)}${description}).`,
+      `The token endpoint answered 2xx with an OAuth error instead of a token (${redact(`${raw.error.slice(0, 60)}${description}`, opts.secrets)}).`,
       'Read the error: the provider rejected the request but did not say so in the HTTP status.',
       where,
     );
@@ -126,7 +134,23 @@ export function normaliseTokenResponse(body: unknown, opts: NormaliseOptions): A
       where,
     );
   }
+  // A control character would let the value split a header (CR/LF) or be cut short (NUL) when it
+  // is sent as `Authorization: Bearer <token>`: refuse it here, before anything is cached.
+  if (CONTROL.test(accessToken)) {
+    fail(
+      'The access_token contains a control character (CR, LF, NUL, ...).',
+      'A token must be printable (RFC 6750 2.1 b64token); the response is malformed or was tampered with.',
+      where,
+    );
+  }
   const rawType = raw.token_type;
+  if (typeof rawType === 'string' && CONTROL.test(rawType)) {
+    fail(
+      'The token_type contains a control character (CR, LF, NUL, ...).',
+      'The response is malformed or was tampered with.',
+      where,
+    );
+  }
   if (rawType !== undefined && rawType !== null && typeof rawType === 'string' && rawType !== '') {
     const t = rawType.toLowerCase();
     if (t !== 'bearer') {

@@ -1,0 +1,141 @@
+import { inspect } from 'node:util';
+import { type Reply, rejection, startServer } from '@keyfob/testing';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  clientCredentials,
+  passwordGrant,
+  REDACTED,
+  type RefreshFailedEvent,
+  redact,
+  TokenManager,
+  TokenResponseError,
+} from '../src/index.js';
+
+const PASSWORD = 'pw-Echoed-9137';
+const SECRET = 'secret-Echoed-5521';
+const cleanup: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  while (cleanup.length) await cleanup.pop()!();
+});
+
+async function endpoint(replies: Reply[]) {
+  let n = 0;
+  const server = await startServer(() => replies[Math.min(n++, replies.length - 1)] as Reply);
+  cleanup.push(() => server.close());
+  return server;
+}
+
+function capture() {
+  const lines: string[] = [];
+  const push = (m: string) => lines.push(m);
+  return { lines, logger: { debug: push, info: push, warn: push, error: push } };
+}
+
+const echo = {
+  error: 'invalid_request',
+  error_description: `client_secret=${SECRET} password ${PASSWORD} not accepted`,
+};
+
+describe('redaction with the request secrets on every path', () => {
+  it('200 + OAuth error echoing client secret and password: not in the error, the log or the refreshFailed event', async () => {
+    const server = await endpoint([
+      { body: { access_token: 'tok-first-0001', token_type: 'Bearer', expires_in: 3600 } },
+      { body: echo },
+    ]);
+    let now = 1_000_000;
+    const { lines, logger } = capture();
+    const m = new TokenManager({
+      tokenUrl: `${server.url}/token`,
+      grant: passwordGrant({ username: 'u', password: PASSWORD, clientId: 'c', clientSecret: SECRET }),
+      clock: { now: () => now },
+      logger,
+      retryBaseDelayMs: 5,
+    });
+    cleanup.push(() => m.close());
+    const failed = new Promise<RefreshFailedEvent>((resolve) => m.on('refreshFailed', resolve));
+    expect((await m.getToken()).accessToken).toBe('tok-first-0001');
+    now += 3_590_000; // inside the refresh margin: served, renewed in the background
+    expect((await m.getToken()).accessToken).toBe('tok-first-0001');
+    const event = await failed;
+    expect(event.error).toBeInstanceOf(TokenResponseError);
+    expect(event.error.message).toContain('invalid_request');
+    const texts = [
+      event.error.message,
+      JSON.stringify(event),
+      inspect(event, { depth: 6 }),
+      String(event.error.stack),
+      ...lines,
+    ];
+    expect(lines.length).toBeGreaterThan(0);
+    for (const t of texts) {
+      expect(t).not.toContain(SECRET);
+      expect(t).not.toContain(PASSWORD);
+    }
+  });
+
+  it('200 + OAuth error to a foreground request: the error quotes no secret', async () => {
+    const server = await endpoint([{ body: echo }]);
+    const { lines, logger } = capture();
+    const m = new TokenManager({
+      tokenUrl: `${server.url}/token`,
+      grant: clientCredentials({ clientId: 'c', clientSecret: SECRET }),
+      logger,
+    });
+    cleanup.push(() => m.close());
+    const err = await rejection(m.getToken());
+    expect(err).toBeInstanceOf(TokenResponseError);
+    for (const t of [String(err), JSON.stringify(err), inspect(err), ...lines]) {
+      expect(t).not.toContain(SECRET);
+    }
+    expect(String(err)).toContain(REDACTED);
+  });
+
+  it.each([
+    ['CR LF', 'tok\r\nX-Injected: 1'],
+    ['NUL', 'tok\u0000rest'],
+  ])('%s in access_token is a TokenResponseError and nothing is cached', async (_n, token) => {
+    const server = await endpoint([
+      { body: { access_token: token, token_type: 'Bearer', expires_in: 3600 } },
+    ]);
+    const m = new TokenManager({
+      tokenUrl: `${server.url}/token`,
+      grant: clientCredentials({ clientId: 'c', clientSecret: SECRET }),
+    });
+    cleanup.push(() => m.close());
+    expect(await rejection(m.getToken())).toBeInstanceOf(TokenResponseError);
+    expect(await rejection(m.getToken())).toBeInstanceOf(TokenResponseError);
+    expect(server.requests).toHaveLength(2);
+  });
+
+  it('CR in token_type is a TokenResponseError', async () => {
+    const server = await endpoint([
+      { body: { access_token: 'tok-ok-1234', token_type: 'Bearer\r\nX: y', expires_in: 3600 } },
+    ]);
+    const m = new TokenManager({
+      tokenUrl: `${server.url}/token`,
+      grant: clientCredentials({ clientId: 'c', clientSecret: SECRET }),
+    });
+    cleanup.push(() => m.close());
+    const err = await rejection(m.getToken());
+    expect(err).toBeInstanceOf(TokenResponseError);
+    expect(String(err)).toMatch(/control character/);
+  });
+});
+
+describe('redact()', () => {
+  it('uses the exported placeholder', () => {
+    expect(REDACTED).toBe('[REDACTED]');
+    expect(redact(`x ${SECRET} y`, [SECRET])).toBe(`x ${REDACTED} y`);
+  });
+
+  it('hides a token field cut short, and one inside a JSON-quoted body', () => {
+    expect(redact('{"access_token":"eyJhbGciOi')).toBe(`{"access_token":"${REDACTED}`);
+    const quoted = redact(JSON.stringify('{"refresh_token":"rt-123456789","x":1}'));
+    expect(quoted).not.toContain('rt-123456789');
+  });
+
+  it('hides code= as a parameter but leaves prose alone', () => {
+    expect(redact('cb?code=abc123&state=s')).toBe(`cb?code=${REDACTED}&state=s`);
+    expect(redact('status code=200')).toBe('status code=200');
+  });
+});
