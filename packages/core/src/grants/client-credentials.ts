@@ -1,3 +1,4 @@
+import { type ClientAssertionOptions, ClientAuth } from '../client-auth.js';
 import { ConfigurationError } from '../errors.js';
 import {
   BasicEncoding,
@@ -6,11 +7,13 @@ import {
   DEFAULT_CLIENT_AUTH,
   type Grant,
   grantInspect,
+  withResource,
 } from './grant.js';
 
-export interface ClientCredentialsOptions {
+export interface ClientCredentialsOptions extends ClientAssertionOptions {
   clientId: string;
-  clientSecret: string;
+  /** Required unless `clientAuth` is `'private_key_jwt'` or `'tls_client_auth'`. */
+  clientSecret?: string;
   /** Space-delimited scopes (RFC 6749 3.3). Defaults to none (the server's default scope). */
   scope?: string;
   /**
@@ -19,6 +22,9 @@ export interface ClientCredentialsOptions {
    * - `'body'`: `client_id` and `client_secret` in the form body (client_secret_post).
    * - `'json'`: everything in a JSON body (AIRisk accepts this).
    * - `'basic-only'`: a Basic header and no body at all (Risk Cloud's `/api/v1/account/token`).
+   * - `'client_secret_jwt'` / `'private_key_jwt'`: a client assertion (RFC 7523 2.2), new for every attempt.
+   * - `'tls_client_auth'`: the TLS client certificate (RFC 8705); give the TokenManager a `fetch` that presents it.
+   * With an `issuer` and no `clientAuth`, the method comes from the provider's metadata.
    */
   clientAuth?: ClientAuthMethod;
   /**
@@ -27,20 +33,28 @@ export interface ClientCredentialsOptions {
    * not decode. Defaults to `'form'`, except `'raw'` for `clientAuth: 'basic-only'` (Risk Cloud's docs).
    */
   basicEncoding?: 'form' | 'raw';
-  /** Extra parameters (audience, resource, ...) sent with every request; part of the cache key. */
+  /** Extra parameters (audience, ...) sent with every request; part of the cache key. */
   extraParams?: Record<string, string>;
+  /** Resource indicator (RFC 8707): the API the token is for. Part of the cache key. Defaults to none. */
+  resource?: string;
 }
 
 /** OAuth 2 client credentials grant (RFC 6749 4.4): a service's own token. */
 export function clientCredentials(options: ClientCredentialsOptions): Grant {
-  const { clientId, clientSecret, scope, extraParams } = options;
+  const { clientId, clientSecret, scope } = options;
+  const extraParams = withResource(options.extraParams, options.resource);
   if (!clientId) throw new ConfigurationError('clientCredentials: clientId is required.');
-  if (!clientSecret) throw new ConfigurationError('clientCredentials: clientSecret is required.');
-  const clientAuth = options.clientAuth ?? DEFAULT_CLIENT_AUTH;
-  if (!['basic', 'body', 'json', 'basic-only'].includes(clientAuth)) {
-    throw new ConfigurationError(
-      `clientCredentials: clientAuth '${clientAuth}' is not one of basic, body, json, basic-only.`,
-    );
+  const auth = new ClientAuth(
+    'clientCredentials',
+    clientId,
+    clientSecret,
+    options.clientAuth,
+    options,
+    DEFAULT_CLIENT_AUTH,
+  );
+  const clientAuth = auth.method;
+  if (!clientSecret && clientAuth !== 'private_key_jwt' && clientAuth !== 'tls_client_auth') {
+    throw new ConfigurationError('clientCredentials: clientSecret is required.');
   }
   const encoding = new BasicEncoding(
     options.basicEncoding,
@@ -57,13 +71,16 @@ export function clientCredentials(options: ClientCredentialsOptions): Grant {
     identity: clientAuth,
     usesTokenUrl: true,
     fetchToken(ctx) {
+      const { method, assertion } = auth.resolve(ctx.authMethods);
       return encoding.send(ctx.request, (basicEncoding) =>
         buildRequest({
           grantType: 'client_credentials',
           fields: { grant_type: 'client_credentials', scope: ctx.scope, ...ctx.extraParams },
           clientId,
           clientSecret,
-          clientAuth,
+          clientAuth: method,
+          assertion,
+          tokenUrl: ctx.tokenUrl,
           basicEncoding,
           extraParams,
           secrets: [],

@@ -1,9 +1,9 @@
-import { TokenEndpointError } from '../errors.js';
+import type { ClientAssertion, ClientAuthMethod } from '../client-auth.js';
+import { ConfigurationError, TokenEndpointError } from '../errors.js';
 import type { TokenRequest } from '../token-endpoint.js';
 import type { GrantHost } from './binding.js';
 
-/** How a confidential client proves who it is at the token endpoint (RFC 6749 2.3). */
-export type ClientAuthMethod = 'basic' | 'body' | 'json' | 'basic-only';
+export type { ClientAuthMethod } from '../client-auth.js';
 
 /** The client authentication of every grant unless told otherwise: client_secret_basic (RFC 6749 2.3.1). */
 export const DEFAULT_CLIENT_AUTH = 'basic' satisfies ClientAuthMethod;
@@ -21,6 +21,8 @@ export interface GrantContext {
   readonly scope: string | undefined;
   readonly subject: string | undefined;
   readonly extraParams: Readonly<Record<string, string>> | undefined;
+  /** The provider's `token_endpoint_auth_methods_supported`, when discovery read it (RFC 8414 2). */
+  readonly authMethods?: readonly string[] | undefined;
   readonly signal: AbortSignal;
   /** Sends a request through keyfob's one token endpoint client (timeout, retries, redaction). */
   request(req: TokenRequest): Promise<Record<string, unknown>>;
@@ -58,6 +60,14 @@ export interface Grant {
   revoke?(token: string, tokenTypeHint: 'refresh_token' | 'access_token'): Promise<void>;
 }
 
+/** A grant's extra parameters with its RFC 8707 `resource`, which thereby is sent and part of the cache key. */
+export function withResource(
+  extraParams: Record<string, string> | undefined,
+  resource: string | undefined,
+): Record<string, string> | undefined {
+  return resource === undefined ? extraParams : { ...extraParams, resource };
+}
+
 /** Secret fields are held in closures, never as properties: printing a grant shows no secret. */
 export function grantInspect(grant: Grant, fields: Record<string, unknown>) {
   const view = { type: grant.type, ...fields };
@@ -90,6 +100,10 @@ export function buildRequest(input: {
   secrets: (string | undefined)[];
   /** `false` for requests that must never be sent twice (refresh_token, authorization_code). Defaults to `true`. */
   replayable?: boolean;
+  /** Signs the client assertion of `client_secret_jwt` / `private_key_jwt`, afresh for every attempt. */
+  assertion?: ClientAssertion | undefined;
+  /** Where the request goes: the default `aud` of client assertions. */
+  tokenUrl?: string;
 }): GrantTokenRequest {
   const fields: Record<string, string> = {};
   for (const [k, v] of Object.entries({ ...input.extraParams, ...input.fields })) {
@@ -103,9 +117,17 @@ export function buildRequest(input: {
     } else if (clientId !== undefined) {
       fields.client_id = clientId;
     }
-  } else {
+  } else if (clientAuth === 'body' || clientAuth === 'json') {
     if (clientId !== undefined) fields.client_id = clientId;
     if (clientSecret !== undefined) fields.client_secret = clientSecret;
+  } else if (clientId !== undefined) {
+    // RFC 7523 2.2 and RFC 8705 2: the client id in the body, the secret never (it signs, or TLS proves).
+    fields.client_id = clientId;
+  }
+  const { assertion, tokenUrl } = input;
+  const jwt = clientAuth === 'client_secret_jwt' || clientAuth === 'private_key_jwt';
+  if (jwt && (!assertion || tokenUrl === undefined)) {
+    throw new ConfigurationError(`${input.grantType}: clientAuth '${clientAuth}' has no assertion key.`);
   }
   const secrets = [...input.secrets, clientSecret, headers.authorization];
   const base: GrantTokenRequest = {
@@ -114,6 +136,8 @@ export function buildRequest(input: {
     grantType: input.grantType,
     clientAuth,
     ...(input.replayable === false ? { replayable: false } : {}),
+    // A new assertion for every attempt: its jti is single-use, so a retry must not resend it.
+    ...(jwt ? { attemptFields: () => assertion!.fields(tokenUrl!) } : {}),
   };
   if (clientAuth === 'basic-only') return base;
   if (clientAuth === 'json') return { ...base, body: fields };
