@@ -286,7 +286,7 @@ export async function postTokenRequest(
   const secrets = [...req.secrets];
   const safe = (s: string) => redact(s, secrets);
   const replayable = req.replayable !== false;
-  const keepAlive = false;
+  const keepAlive = opts.keepAlive !== false;
   let timedOut = false;
   const transportError = (e: unknown, attempts: number, notResent: boolean): KeyfobError => {
     if (signal?.aborted) return abortError(signal);
