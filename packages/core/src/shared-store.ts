@@ -1,4 +1,6 @@
+import { publishStore } from './diagnostics.js';
 import type { Log } from './log.js';
+import { redact } from './redact.js';
 import type { TokenStore, TokenStoreLock } from './store.js';
 import { sleep } from './token-endpoint.js';
 import { fromStoredToken, toStoredToken } from './token-response.js';
@@ -164,10 +166,9 @@ export class SharedStore {
   #trip(op: string, e: unknown): void {
     this.#failures++;
     if (!this.#open) {
-      this.#o.log(
-        'warn',
-        `token store ${op} failed (${e instanceof Error ? e.message : String(e)}); fetching tokens directly until it is back`,
-      );
+      const reason = e instanceof Error ? e.message : String(e);
+      this.#o.log('warn', `token store ${op} failed (${reason}); fetching tokens directly until it is back`);
+      publishStore('failure', op, redact(reason));
     }
     this.#open = true;
     this.#scheduleProbe();
@@ -192,6 +193,7 @@ export class SharedStore {
     this.#failures = 0;
     this.#open = false;
     this.#o.log('info', 'token store is reachable again; sharing tokens through it');
+    publishStore('recovery', 'probe');
   }
 }
 

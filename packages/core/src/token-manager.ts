@@ -1,5 +1,16 @@
 import { type AcquisitionContext, acquireFromGrant } from './acquisition.js';
 import { type CacheKey, CacheKeys } from './cache-key.js';
+import {
+  type CacheLookupResult,
+  diagnostics,
+  publishCacheLookup,
+  publishTokenInvalidate,
+  publishTokenObtained,
+  publishTokenRefresh,
+  type RefreshTrigger,
+  StatusTracker,
+  type TokenManagerStatus,
+} from './diagnostics.js';
 import { ConfigurationError, ErrorCode, KeyfobError } from './errors.js';
 import { Emitter, type Listener, type TokenManagerEvents } from './events.js';
 import {
@@ -95,6 +106,7 @@ export class TokenManager {
   readonly #log: Log;
   readonly #events = new Emitter<TokenManagerEvents>();
   readonly #closing = new AbortController();
+  readonly #status = new StatusTracker();
   #closed = false;
 
   constructor(options: TokenManagerOptions) {
@@ -151,6 +163,11 @@ export class TokenManager {
     return this.#l1.size;
   }
 
+  /** Last success, failing since, token endpoint reachable: what health checks read (no request made). */
+  get status(): TokenManagerStatus {
+    return this.#status.snapshot();
+  }
+
   /**
    * A valid access token: from memory when fresh (no await on the hot path), else single-flight from
    * the store or the token endpoint. While renewals fail, the current token is returned until it
@@ -173,15 +190,27 @@ export class TokenManager {
   #fresh(key: CacheKey, options: GetTokenOptions | undefined): Entry | undefined {
     if (options !== undefined && options.forceRefresh === true) return undefined;
     const e = this.#l1.get(key.key);
-    if (e === undefined) return undefined;
+    // Diagnostics cost one property read on the hot path when nobody listens.
+    const observed = diagnostics.cacheLookup.hasSubscribers;
+    if (e === undefined) return observed ? this.#lookup(key, undefined, 'miss') : undefined;
     const now = this.#now();
-    if (now < e.refreshAt) return e;
+    if (now < e.refreshAt) return observed ? this.#lookup(key, e, 'hit') : e;
     const decision = decide(e, now);
     if (decision === 'serve-and-renew') {
       this.#renewInBackground(e, now);
-      return e;
+      return observed ? this.#lookup(key, e, 'stale') : e;
     }
-    return decision === 'serve' ? e : undefined;
+    const served = decision === 'serve' ? e : undefined;
+    return observed ? this.#lookup(key, served, served ? 'stale' : 'miss') : served;
+  }
+
+  #lookup(key: CacheKey, e: Entry | undefined, result: CacheLookupResult): Entry | undefined {
+    publishCacheLookup(
+      { grantType: this.#grant.type, subject: key.subject, scope: key.scope },
+      key.key,
+      result,
+    );
+    return e;
   }
 
   /**
@@ -225,6 +254,10 @@ export class TokenManager {
         'debug',
         `token ${fingerprint(value)} invalidated${key.subject ? ` for subject ${key.subject}` : ''}`,
       );
+    }
+    if (diagnostics.tokenInvalidate.hasSubscribers) {
+      const info = { grantType: this.#grant.type, subject: key?.subject, scope: key?.scope };
+      publishTokenInvalidate(info, value, dropped);
     }
     if (this.#store && key && !entry?.token.refreshToken) await this.#store.delete(key.key, value);
     return dropped;
@@ -286,8 +319,14 @@ export class TokenManager {
       return Promise.reject(new KeyfobError('TokenManager is closed.', { code: ErrorCode.Closed }));
     }
     const force = options?.forceRefresh === true;
-    const replacing = force ? this.#l1.peek(key.key)?.token : undefined;
-    const obtained = this.#obtain(key, replacing).catch((error: unknown) => {
+    const current = this.#l1.peek(key.key);
+    const replacing = force ? current?.token : undefined;
+    const trigger: RefreshTrigger = force
+      ? 'forced'
+      : current?.expiresAt === Number.NEGATIVE_INFINITY
+        ? 'invalidated'
+        : 'expired';
+    const obtained = this.#obtain(key, replacing, trigger).catch((error: unknown) => {
       // The renewal failed: a token that has not expired is still served (unless the caller asked
       // for a new one).
       const current = this.#l1.peek(key.key);
@@ -299,23 +338,40 @@ export class TokenManager {
 
   #renewInBackground(entry: Entry, now: number): void {
     if (entry.retryAt > now || this.#inflight.has(entry.key.key) || this.#closed) return;
-    this.#obtain(entry.key, entry.token).catch(noop);
+    this.#obtain(entry.key, entry.token, 'ahead').catch(noop);
   }
 
   /** Single-flight: one acquisition per key at a time; everyone else joins it. */
-  #obtain(key: CacheKey, replacing: AccessToken | undefined): Promise<Entry> {
+  #obtain(key: CacheKey, replacing: AccessToken | undefined, trigger: RefreshTrigger): Promise<Entry> {
     const running = this.#inflight.get(key.key);
     if (running !== undefined) return running;
+    const previous = this.#l1.peek(key.key)?.token;
     const p = this.#acquire(key, replacing);
     this.#inflight.set(key.key, p);
     p.then(
-      () => this.#inflight.get(key.key) === p && this.#inflight.delete(key.key),
+      (entry) => {
+        if (this.#inflight.get(key.key) === p) this.#inflight.delete(key.key);
+        if (previous !== undefined) this.#refreshed(key, trigger, previous, { token: entry.token });
+      },
       (error: unknown) => {
         if (this.#inflight.get(key.key) === p) this.#inflight.delete(key.key);
+        this.#status.failed(this.#now(), error);
+        if (previous !== undefined) this.#refreshed(key, trigger, previous, { error });
         this.#renewalFailed(key, error);
       },
     );
     return p;
+  }
+
+  #refreshed(
+    key: CacheKey,
+    trigger: RefreshTrigger,
+    previous: AccessToken,
+    result: { token: AccessToken } | { error: unknown },
+  ): void {
+    if (!diagnostics.tokenRefresh.hasSubscribers) return;
+    const info = { grantType: this.#grant.type, subject: key.subject, scope: key.scope };
+    publishTokenRefresh(info, key.key, trigger, previous, result);
   }
 
   /** Backoff for the next renewal of a still-servable token, and the refreshFailed event. */
@@ -419,6 +475,11 @@ export class TokenManager {
       durationMs: now - started,
     };
     this.#events.emit(previous ? 'tokenRefreshed' : 'tokenFetched', event);
+    this.#status.succeeded(now, source === 'endpoint');
+    if (diagnostics.tokenObtained.hasSubscribers) {
+      const info = { grantType: this.#grant.type, subject: key.subject, scope: key.scope };
+      publishTokenObtained(info, key.key, token, source);
+    }
     this.#log(
       'debug',
       `token ${event.fingerprint} ${previous ? 'refreshed' : 'obtained'} from ${source}${key.subject ? ` for subject ${key.subject}` : ''}` +
