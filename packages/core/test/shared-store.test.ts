@@ -1,0 +1,153 @@
+// The shared-store protocol between processes: lock waiters follow the holder, a lost store is
+// bypassed (circuit breaker) and probed in the background. Two managers sharing one lock-capable
+// store stand for two processes; the token endpoint is a real server on 127.0.0.1.
+import { startServer } from '@keyfob/testing';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  clientCredentials,
+  customGrant,
+  MemoryTokenStore,
+  type StoredToken,
+  TokenEndpointError,
+  TokenManager,
+  type TokenStore,
+  type TokenStoreLock,
+} from '../src/index.js';
+import { DEFAULTS, resolveOptions } from '../src/options.js';
+
+const cleanup: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  while (cleanup.length) await cleanup.pop()!();
+});
+
+/** MemoryTokenStore plus a lock with a lifetime, like RedisTokenStore's SET NX PX. */
+class LockingStore extends MemoryTokenStore implements TokenStore {
+  readonly #locks = new Map<string, { until: number; id: number }>();
+  #ids = 0;
+  lockCalls = 0;
+
+  async lock(key: string, ttlMs: number): Promise<TokenStoreLock | undefined> {
+    this.lockCalls++;
+    const held = this.#locks.get(key);
+    if (held && held.until > Date.now()) return undefined;
+    const id = ++this.#ids;
+    this.#locks.set(key, { until: Date.now() + ttlMs, id });
+    return { release: () => void (this.#locks.get(key)?.id === id && this.#locks.delete(key)) };
+  }
+}
+
+/** Polls until `cond` holds (bounded). */
+async function waitFor(cond: () => boolean, ms = 5_000) {
+  const until = Date.now() + ms;
+  while (!cond() && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+  return cond();
+}
+
+describe('lock waiters follow the holder', () => {
+  function processes(store: TokenStore, tokenUrl: string) {
+    return [1, 2].map(() => {
+      const m = new TokenManager({
+        tokenUrl,
+        grant: clientCredentials({ clientId: 'svc', clientSecret: 'svc-secret' }),
+        store,
+        retries: 0,
+        lockWaitMs: 60_000, // a waiter that waited out the lock would time the test out
+      });
+      cleanup.push(() => m.close());
+      return m;
+    });
+  }
+
+  it('when the holder fails, the waiter takes the lock and settles at once instead of waiting out lockWaitMs', async () => {
+    let requests = 0;
+    const server = await startServer(() => {
+      requests++;
+      return { delayMs: 300, status: 503, body: { error: 'temporarily_unavailable' } };
+    });
+    cleanup.push(() => server.close());
+    const store = new LockingStore();
+    const [a, b] = processes(store, `${server.url}/token`);
+    const holder = a!.getToken().catch((e: unknown) => e);
+    await waitFor(() => requests === 1); // a holds the lock and is fetching
+    const waiter = b!.getToken().catch((e: unknown) => e);
+    expect(await holder).toBeInstanceOf(TokenEndpointError);
+    expect(await waiter).toBeInstanceOf(TokenEndpointError);
+    expect(requests).toBe(2); // the waiter tried itself once the lock was free
+    expect(store.lockCalls).toBeGreaterThanOrEqual(3);
+  });
+
+  it('when the holder succeeds, the waiter takes its token from the store (one token request)', async () => {
+    let requests = 0;
+    const server = await startServer(() => {
+      requests++;
+      return {
+        delayMs: 200,
+        body: { access_token: `at_${requests}`, token_type: 'Bearer', expires_in: 3600 },
+      };
+    });
+    cleanup.push(() => server.close());
+    const store = new LockingStore();
+    const [a, b] = processes(store, `${server.url}/token`);
+    const first = a!.getToken();
+    await waitFor(() => requests === 1);
+    const [ta, tb] = await Promise.all([first, b!.getToken()]);
+    expect(tb.accessToken).toBe(ta.accessToken);
+    expect(requests).toBe(1);
+  });
+
+  it('the default lock lifetime covers every attempt and a Retry-After wait before each retry', () => {
+    const grant = customGrant(async () => ({ access_token: 'x' }));
+    const o = resolveOptions({ grant });
+    expect(o.lockWaitMs).toBeGreaterThanOrEqual(
+      DEFAULTS.timeoutMs * (DEFAULTS.retries + 1) + DEFAULTS.maxRetryAfterMs * DEFAULTS.retries,
+    );
+    const custom = resolveOptions({ grant, timeoutMs: 1_000, retries: 3, maxRetryAfterMs: 20_000 });
+    expect(custom.lockWaitMs).toBeGreaterThanOrEqual(4 * 1_000 + 3 * 20_000);
+  });
+});
+
+describe('a lost store is bypassed, then probed in the background', () => {
+  /** A store that hangs (like a Redis client queueing commands while disconnected) until healed. */
+  class FlakyStore implements TokenStore {
+    readonly inner = new MemoryTokenStore();
+    down = true;
+    calls = 0;
+    #hang<T>(f: () => T): Promise<T> {
+      this.calls++;
+      return this.down ? new Promise<T>(() => {}) : Promise.resolve(f());
+    }
+    get(key: string) {
+      return this.#hang(() => this.inner.get(key));
+    }
+    set(key: string, token: StoredToken, ttlMs: number) {
+      return this.#hang(() => this.inner.set(key, token, ttlMs));
+    }
+    delete(key: string, ifAccessToken?: string) {
+      return this.#hang(() => this.inner.delete(key, ifAccessToken));
+    }
+  }
+
+  it('after one store timeout, cache misses go straight to the grant; the store is used again once a probe succeeds', async () => {
+    const store = new FlakyStore();
+    let fetched = 0;
+    const m = new TokenManager({
+      grant: customGrant(async ({ subject }) => ({
+        access_token: `at-${subject}-${++fetched}`,
+        expires_in: 3600,
+      })),
+      store,
+      storeTimeoutMs: 200,
+    });
+    cleanup.push(() => m.close());
+    for (let i = 0; i < 20; i++) {
+      expect((await m.getToken({ subject: `user-${i}` })).accessToken).toMatch(new RegExp(`^at-user-${i}-`));
+    }
+    // The first miss paid the store timeout; the next 19 did not touch the store at all.
+    expect(store.calls).toBe(1);
+    store.down = false;
+    expect(await waitFor(() => store.calls >= 2)).toBe(true); // the background probe
+    await waitFor(() => false, 50);
+    await m.getToken({ subject: 'user-after' });
+    expect(store.inner.size).toBe(1); // shared through the store again
+  });
+});
