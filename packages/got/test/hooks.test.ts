@@ -117,37 +117,21 @@ describe('tokenHooks / withTokens with got 14', () => {
       expect(api.requests.every((r) => r.headers.authorization?.startsWith('Bearer at_'))).toBe(true);
     });
 
-    it("beforeRedirect removes keyfob's header itself when the target is not allowed (not relying on got)", async () => {
-      const auth = await genericClientCredentials(CLIENT);
-      cleanup.push(() => auth.close());
-      const manager = new TokenManager({ tokenUrl: auth.tokenUrl, grant: clientCredentials(CLIENT) });
-      cleanup.push(() => manager.close());
-      const hooks = tokenHooks(manager, { origins: ['https://api.example.com'] });
-      const run = async (to: string) => {
-        const options = new Options('https://api.example.com/v1/things');
-        await hooks.beforeRequest[0]!(options as never, { retryCount: 0 });
-        const sent = options.headers.authorization;
-        options.url = new URL(to);
-        await hooks.beforeRedirect[0]!(options as never, undefined as never);
-        return { sent, after: options.headers.authorization };
-      };
-      const away = await run('https://elsewhere.example.net/collect');
-      expect(away.sent).toMatch(/^Bearer at_/);
-      expect(away.after).toBeUndefined();
-      // Same host, other scheme: got 14 only compares host and port; keyfob compares origins.
-      expect((await run('http://api.example.com/v1/other')).after).toBeUndefined();
-      const same = await run('https://api.example.com/v2/moved');
-      expect(same.after).toBe(same.sent);
-      expect(auth.tokenRequests()).toHaveLength(1);
-    });
-
-    it('leaves an Authorization header the caller set alone', async () => {
+    it("a caller-set Authorization: replaced by keyfob's on an allowed origin, sent as is with skip or to another origin", async () => {
+      const other = await startServer(() => ({ body: { elsewhere: true } }));
+      cleanup.push(() => other.close());
       const { auth, api, client } = await setup();
-      const err = await rejection(client.get('hello', { headers: { authorization: 'Bearer callers-own' } }));
-      expect(err).toBeInstanceOf(HTTPError);
-      expect(api.requests).toHaveLength(1);
-      expect(api.requests[0]!.headers.authorization).toBe('Bearer callers-own');
-      expect(auth.tokenRequests()).toHaveLength(0);
+      const own = { authorization: 'Bearer callers-own' };
+      expect((await client.get('hello', { headers: own })).statusCode).toBe(200);
+      expect(api.requests[0]!.headers.authorization).toMatch(/^Bearer at_/);
+      const err = await rejection(
+        client.get('hello', { headers: own, context: { keyfob: { skip: true } satisfies KeyfobContext } }),
+      );
+      expect((err as HTTPError).response.statusCode).toBe(401);
+      expect(api.requests[1]!.headers.authorization).toBe('Bearer callers-own');
+      await client.get(`${other.url}/x`, { headers: own });
+      expect(other.requests[0]!.headers.authorization).toBe('Bearer callers-own');
+      expect(auth.tokenRequests()).toHaveLength(1);
     });
   });
 
@@ -233,16 +217,17 @@ describe('tokenHooks / withTokens with got 14', () => {
     expect(auth.tokenRequests()).toHaveLength(2);
   });
 
-  it('retryOn401: false drops the rejected token but passes the 401 on', async () => {
+  it('retryOn401: false neither invalidates nor retries: the 401 goes to the caller, the token stays cached', async () => {
     const { auth, client, at } = await setup({ hooks: { retryOn401: false } });
     await client.get('hello');
     auth.issuer.revokeAll();
     const err = await rejection(client.get('hello'));
     expect((err as HTTPError).response.statusCode).toBe(401);
     expect(at('/hello')).toHaveLength(2);
+    await rejection(client.get('hello'));
+    expect(at('/hello')).toHaveLength(3);
+    expect(new Set(at('/hello').map((r) => r.headers.authorization)).size).toBe(1);
     expect(auth.tokenRequests()).toHaveLength(1);
-    expect((await client.get('hello')).statusCode).toBe(200);
-    expect(auth.tokenRequests()).toHaveLength(2);
   });
 
   describe('token endpoint failures reach the caller as KeyfobError', () => {
