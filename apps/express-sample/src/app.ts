@@ -10,7 +10,7 @@ import {
   redact,
   TokenManager,
 } from '@keyfob/core';
-import { authorizationCodeRouter, keyfobErrorHandler, tokenMiddleware } from '@keyfob/express';
+import { authorizationCodeRouter, getKeyfob, keyfobErrorHandler, tokenMiddleware } from '@keyfob/express';
 import express, { type Request } from 'express';
 import { SessionCookie } from './session.js';
 
@@ -166,12 +166,12 @@ export async function startExpressSample(env: SampleEnv): Promise<RunningExpress
         fetch(`${apiUrl}${path}`, {
           headers: { authorization: `Bearer ${token.accessToken}`, accept: 'application/json' },
         });
-      let token = await req.keyfob.getToken();
+      let token = await getKeyfob(req).getToken();
       let response = await send(token);
       if (response.status === 401) {
         await response.body?.cancel();
-        await req.keyfob.invalidate(token);
-        token = await req.keyfob.getToken();
+        await getKeyfob(req).invalidate(token);
+        token = await getKeyfob(req).getToken();
         response = await send(token);
       }
       const text = await response.text();
@@ -192,12 +192,12 @@ export async function startExpressSample(env: SampleEnv): Promise<RunningExpress
       }
       const sub = String((body as { sub?: unknown }).sub ?? '');
       res.format({
-        json: () => res.json({ subject: req.keyfob.subject, me: body }),
+        json: () => res.json({ subject: getKeyfob(req).subject, me: body }),
         html: () =>
           res.send(
             page('Profile', `<h1>Profile</h1><p>API says you are <b id="sub">${escapeHtml(sub)}</b>.</p>`),
           ),
-        default: () => res.json({ subject: req.keyfob.subject, me: body }),
+        default: () => res.json({ subject: getKeyfob(req).subject, me: body }),
       });
     });
 

@@ -1,10 +1,19 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 
-/** Wraps an async handler so a rejection reaches `next(err)` on Express 4 as on Express 5. */
+/**
+ * Wraps a route handler so that a rejected promise (or a throw) reaches `next(err)`, hence your error handlers
+ * and `keyfobErrorHandler()`. Express 5 does this by itself; Express 4 does not: there an `async` handler whose
+ * `await req.keyfob.getToken()` rejects is an unhandled rejection, which ends the process. Every middleware of
+ * `@keyfob/express` is wrapped this way already.
+ */
 export function asyncHandler(
-  fn: (req: Request, res: Response, next: NextFunction) => Promise<void>,
+  fn: (req: Request, res: Response, next: NextFunction) => unknown,
 ): RequestHandler {
   return (req, res, next) => {
-    fn(req, res, next).catch(next);
+    try {
+      Promise.resolve(fn(req, res, next)).catch(next);
+    } catch (err) {
+      next(err);
+    }
   };
 }

@@ -1,26 +1,40 @@
 import {
-  ConfigurationError,
   ErrorCode,
-  KeyfobError,
+  isKeyfobError,
+  type KeyfobError,
   type KeyfobLogger,
-  LoginRequiredError,
   redact,
-  TokenEndpointError,
-  TokenResponseError,
+  type TokenEndpointError,
 } from '@keyfob/core';
 import type { ErrorRequestHandler, Request, Response } from 'express';
-import { AuthorizationCallbackError } from './callback-error.js';
+import type { AuthorizationCallbackError } from './callback-error.js';
 
 export interface ErrorAnswer {
   status: number;
   body: Record<string, unknown>;
+  /** Seconds for a `Retry-After` header (a 503 whose token endpoint asked to wait). */
+  retryAfter?: number | undefined;
 }
 
-/** The safe HTTP answer for a keyfob error: status and a JSON body with no secret and no stack. */
+const isCallbackError = (err: KeyfobError): err is AuthorizationCallbackError =>
+  err.code === ErrorCode.AuthorizationCallback;
+
+/**
+ * The safe HTTP answer for a keyfob error: status and a JSON body with the error's `code` and `hint`, no secret,
+ * no token, no stack. Errors are recognised by their `code`, so an error from another copy of keyfob (CJS next to
+ * ESM) is answered the same.
+ *
+ * The token endpoint is *this service's* upstream: whatever it answered (a 401 for bad client credentials, a 400,
+ * a 403), the caller of this service did nothing wrong, so the caller gets 502 Bad Gateway; when the token
+ * endpoint is unavailable (no answer, timeout, 5xx, 429) the caller gets 503 Service Unavailable, with
+ * `Retry-After` when the token endpoint sent one. `LoginRequiredError` is the exception: the *user* of this
+ * request must log in (again), which is the caller's to act on: 401 (or a redirect to the login for browsers).
+ */
 export function errorAnswer(err: KeyfobError): ErrorAnswer {
-  if (err instanceof AuthorizationCallbackError) {
+  const hint = err.hint === undefined ? {} : { hint: err.hint };
+  if (isCallbackError(err)) {
     return {
-      status: err.status,
+      status: typeof err.status === 'number' ? err.status : 400,
       body: {
         error: err.reason,
         code: err.code,
@@ -29,48 +43,76 @@ export function errorAnswer(err: KeyfobError): ErrorAnswer {
       },
     };
   }
-  if (err instanceof LoginRequiredError) {
-    return {
-      status: 401,
-      body: {
-        error: 'login_required',
+  switch (err.code) {
+    case ErrorCode.LoginRequired:
+      return {
+        status: 401,
+        body: {
+          error: 'login_required',
+          code: err.code,
+          message: 'Sign in first: no usable token set for this user.',
+        },
+      };
+    case ErrorCode.TokenEndpoint:
+    case ErrorCode.TokenEndpointNetwork:
+    case ErrorCode.TokenEndpointTimeout:
+    case ErrorCode.TokenEndpointRedirect: {
+      const e = err as TokenEndpointError;
+      const upstreamStatus = typeof e.status === 'number' ? e.status : undefined;
+      const unavailable = upstreamStatus === undefined || upstreamStatus >= 500 || upstreamStatus === 429;
+      const details = {
         code: err.code,
-        message: 'Sign in first: no usable token set for this user.',
-      },
-    };
+        ...(upstreamStatus === undefined ? {} : { upstreamStatus }),
+        ...(typeof e.error === 'string' ? { oauthError: e.error } : {}),
+        ...hint,
+      };
+      if (unavailable && err.code !== ErrorCode.TokenEndpointRedirect) {
+        const retryAfter =
+          typeof e.retryAfterMs === 'number' && e.retryAfterMs > 0
+            ? Math.ceil(e.retryAfterMs / 1000)
+            : undefined;
+        return {
+          status: 503,
+          body: {
+            error: 'service_unavailable',
+            message: 'The authorization server is unavailable; try again later.',
+            ...details,
+          },
+          ...(retryAfter === undefined ? {} : { retryAfter }),
+        };
+      }
+      return {
+        status: 502,
+        body: {
+          error: 'bad_gateway',
+          message: 'The authorization server did not issue a token.',
+          ...details,
+        },
+      };
+    }
+    case ErrorCode.TokenResponse:
+      return {
+        status: 502,
+        body: {
+          error: 'bad_gateway',
+          code: err.code,
+          message: 'The authorization server answered with an unusable token response.',
+          ...hint,
+        },
+      };
+    case ErrorCode.Closed:
+    case ErrorCode.Aborted:
+    case ErrorCode.Store:
+      return {
+        status: 503,
+        body: { error: 'service_unavailable', code: err.code, message: 'Token service unavailable.' },
+      };
+    default: {
+      const message =
+        err.code === ErrorCode.Configuration ? 'keyfob is misconfigured.' : 'Token handling failed.';
+      return { status: 500, body: { error: 'server_error', code: err.code, message } };
+    }
   }
-  if (err instanceof TokenEndpointError) {
-    return {
-      status: 502,
-      body: {
-        error: 'bad_gateway',
-        code: err.code,
-        message: 'The authorization server did not issue a token.',
-        ...(err.status === undefined ? {} : { upstreamStatus: err.status }),
-        ...(err.error === undefined ? {} : { oauthError: err.error }),
-        ...(err.hint === undefined ? {} : { hint: err.hint }),
-      },
-    };
-  }
-  if (err instanceof TokenResponseError) {
-    return {
-      status: 502,
-      body: {
-        error: 'bad_gateway',
-        code: err.code,
-        message: 'The authorization server answered with an unusable token response.',
-        ...(err.hint === undefined ? {} : { hint: err.hint }),
-      },
-    };
-  }
-  if (err.code === ErrorCode.Closed || err.code === ErrorCode.Aborted) {
-    return {
-      status: 503,
-      body: { error: 'service_unavailable', code: err.code, message: 'Token service unavailable.' },
-    };
-  }
-  const message = err instanceof ConfigurationError ? 'keyfob is misconfigured.' : 'Token handling failed.';
-  return { status: 500, body: { error: 'server_error', code: err.code, message } };
 }
 
 const ESCAPES: Record<string, string> = {
@@ -89,8 +131,10 @@ export function prefersHtml(req: Request): boolean {
 /** Sends `answer` as JSON, or as a small HTML page to a browser. */
 export function sendAnswer(req: Request, res: Response, answer: ErrorAnswer, loginUrl?: string): void {
   res.set('Cache-Control', 'no-store');
+  if (answer.retryAfter !== undefined) res.set('Retry-After', String(answer.retryAfter));
   if (prefersHtml(req)) {
     const message = String(answer.body.message ?? 'Request failed.');
+    const hint = typeof answer.body.hint === 'string' ? `<p>${escapeHtml(answer.body.hint)}</p>` : '';
     const retry =
       loginUrl && answer.status < 500 ? `<p><a href="${escapeHtml(loginUrl)}">Sign in again</a></p>` : '';
     res
@@ -99,7 +143,7 @@ export function sendAnswer(req: Request, res: Response, answer: ErrorAnswer, log
       .send(
         `<!DOCTYPE html><html><head><meta charset="utf-8"><title>${answer.status}</title></head>` +
           `<body><h1>${answer.status === 400 ? 'Sign-in failed' : 'Request failed'}</h1><p>${escapeHtml(message)}</p>` +
-          `<p><code>${escapeHtml(String(answer.body.error))}</code></p>${retry}</body></html>`,
+          `<p><code>${escapeHtml(String(answer.body.error))}</code> <code>${escapeHtml(String(answer.body.code ?? ''))}</code></p>${hint}${retry}</body></html>`,
       );
     return;
   }
@@ -111,9 +155,9 @@ export interface KeyfobErrorHandlerOptions {
    * Where browsers (`Accept: text/html`, GET) are sent when a `LoginRequiredError` reaches the handler, with
    * `?returnTo=<the page>`. Without it they get a 401 like API clients.
    */
-  loginUrl?: string;
+  loginUrl?: string | undefined;
   /** Failures are logged here (redacted): 5xx as errors, 4xx as warnings. Defaults to none. */
-  logger?: KeyfobLogger;
+  logger?: KeyfobLogger | undefined;
 }
 
 /** A login URL with `returnTo` pointing back at this request. */
@@ -134,20 +178,21 @@ export function logAnswer(logger: KeyfobLogger | undefined, err: KeyfobError, st
 }
 
 /**
- * Express error middleware mapping keyfob errors to safe answers: a token endpoint failure gives 502 with
- * `{ error, code, oauthError?, upstreamStatus?, hint? }`, a login that is needed 401 (or a redirect to
- * `loginUrl` for browsers), a refused login callback 400. Bodies never carry a secret, a token or a stack.
- * Other errors go on to the next error handler untouched.
+ * Express error middleware mapping keyfob errors to safe answers (see {@link errorAnswer}): the token endpoint
+ * refusing gives 502 and the token endpoint unavailable 503, with `{ error, code, hint?, upstreamStatus?,
+ * oauthError? }`; a login that is needed 401 (or a redirect to `loginUrl` for browsers); a refused login
+ * callback 400. Bodies never carry a secret, a token or a stack. Other errors go on to the next error handler
+ * untouched. Mount it after your routes: `app.use(keyfobErrorHandler())`.
  */
 export function keyfobErrorHandler(options: KeyfobErrorHandlerOptions = {}): ErrorRequestHandler {
   const { loginUrl, logger } = options;
   return (err: unknown, req, res, next) => {
-    if (!(err instanceof KeyfobError) || res.headersSent) {
+    if (!isKeyfobError(err) || res.headersSent) {
       next(err);
       return;
     }
     if (
-      err instanceof LoginRequiredError &&
+      err.code === ErrorCode.LoginRequired &&
       loginUrl &&
       (req.method === 'GET' || req.method === 'HEAD') &&
       prefersHtml(req)

@@ -1,3 +1,4 @@
+export { asyncHandler } from './async-handler.js';
 export {
   type AuthorizationCodeRouter,
   authorizationCodeRouter,
@@ -16,8 +17,11 @@ export {
 } from './error-renderer.js';
 export {
   createRequestContext,
+  getKeyfob,
+  hasKeyfob,
   type KeyfobRequestContext,
   type RequestTokenOptions,
+  type RequestWithKeyfob,
   type SubjectResolver,
 } from './request-context.js';
 export { requireUserToken, type StandaloneRequireUserTokenOptions } from './require-user-token.js';

@@ -31,10 +31,11 @@ declare global {
   namespace Express {
     interface Request {
       /**
-       * Request-scoped tokens, set by `tokenMiddleware(...)` or `requireUserToken()` from `@keyfob/express`.
-       * Undefined on routes that neither of them ran for.
+       * Request-scoped tokens, set by `tokenMiddleware(...)` or `requireUserToken()` from `@keyfob/express`;
+       * undefined on routes that neither of them ran for. `getKeyfob(req)` returns it or throws an error
+       * naming the missing middleware; `hasKeyfob(req)` is the type guard.
        */
-      keyfob: KeyfobRequestContext;
+      keyfob?: KeyfobRequestContext | undefined;
     }
   }
 }
@@ -81,6 +82,25 @@ class RequestContext implements KeyfobRequestContext {
 /** Builds the `req.keyfob` object for a manager and subject (used by the middlewares; handy in tests). */
 export function createRequestContext(manager: TokenManager, subject?: string): KeyfobRequestContext {
   return new RequestContext(manager, subject);
+}
+
+/** A request that `tokenMiddleware(...)` or `requireUserToken()` ran for. */
+export type RequestWithKeyfob = Request & { keyfob: KeyfobRequestContext };
+
+/** Type guard: `req.keyfob` was set by `tokenMiddleware(...)` or `requireUserToken()`. */
+export function hasKeyfob(req: Request): req is RequestWithKeyfob {
+  return req.keyfob !== undefined && req.keyfob !== null;
+}
+
+/**
+ * `req.keyfob`, or a `ConfigurationError` naming the middleware to mount when no keyfob middleware ran for
+ * this request (in place of a `TypeError: Cannot read properties of undefined`).
+ */
+export function getKeyfob(req: Request): KeyfobRequestContext {
+  if (hasKeyfob(req)) return req.keyfob;
+  throw new ConfigurationError(
+    "req.keyfob is not set: mount tokenMiddleware(manager) (service or per-subject tokens) or requireUserToken() (a logged-in user's tokens) before this handler.",
+  );
 }
 
 export function assertManager(manager: unknown, where: string): asserts manager is TokenManager {

@@ -1,4 +1,4 @@
-import { ConfigurationError, LoginRequiredError, type TokenManager } from '@keyfob/core';
+import { ConfigurationError, ErrorCode, isKeyfobError, type TokenManager } from '@keyfob/core';
 import type { Request, RequestHandler, Response } from 'express';
 import { asyncHandler } from './async-handler.js';
 import { loginRedirectUrl, prefersHtml, sendAnswer } from './error-renderer.js';
@@ -48,7 +48,7 @@ export function requireUserToken(options: StandaloneRequireUserTokenOptions): Re
     try {
       await manager.getToken({ subject: sub });
     } catch (e) {
-      if (e instanceof LoginRequiredError) {
+      if (isKeyfobError(e) && e.code === ErrorCode.LoginRequired) {
         loginRequired(req, res);
         return;
       }

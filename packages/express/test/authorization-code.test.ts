@@ -10,6 +10,7 @@ import {
   type AuthorizationCodeRouter,
   type AuthorizationCodeRouterOptions,
   authorizationCodeRouter,
+  getKeyfob,
   keyfobErrorHandler,
 } from '@keyfob/express';
 import { type RecordedRequest, startServer, type TestServer } from '@keyfob/testing';
@@ -92,7 +93,7 @@ async function setup(
     a.use(router);
     a.get('/api/me', router.requireUserToken(), async (req, res) => {
       const call = async () => {
-        const token = await req.keyfob.getToken();
+        const token = await getKeyfob(req).getToken();
         const r = await fetch(`${server.apiUrl}/me`, {
           headers: { authorization: `Bearer ${token.accessToken}` },
         });
@@ -101,15 +102,15 @@ async function setup(
       let { token, r } = await call();
       if (r.status === 401) {
         // The upstream rejected the token: drop exactly that one and retry once (renews with the refresh token).
-        await req.keyfob.invalidate(token);
+        await getKeyfob(req).invalidate(token);
         await r.body?.cancel();
         ({ token, r } = await call());
       }
-      res.status(r.status).json({ upstream: await r.json(), subject: req.keyfob.subject });
+      res.status(r.status).json({ upstream: await r.json(), subject: getKeyfob(req).subject });
     });
     a.get('/page', router.requireUserToken(), async (req, res) => {
       const r = await fetch(`${server.apiUrl}/me`, {
-        headers: { authorization: await req.keyfob.getAuthorizationHeader() },
+        headers: { authorization: await getKeyfob(req).getAuthorizationHeader() },
       });
       const body = (await r.json()) as { sub: string };
       res.type('html').send(`<p>hello ${body.sub}</p>`);
@@ -518,7 +519,7 @@ describe('authorizationCodeRouter against the real authorization server', () => 
     assertNoSecrets(r.text, callback.searchParams.get('code')!, verifier); // ...and is not echoed
   });
 
-  it('token endpoint down (connection refused): 502 JSON', async () => {
+  it("token endpoint down (connection refused): 503 JSON (unavailable, not the caller's fault)", async () => {
     const gone = await startServer(() => ({ status: 200 }));
     const deadUrl = `${gone.url}/token`;
     await gone.close();
@@ -526,8 +527,8 @@ describe('authorizationCodeRouter against the real authorization server', () => 
     const browser = new Browser(s.app.origin);
     const { callback } = await startLogin(browser, '/login?user=lee');
     const r = await browser.get(callback.pathname + callback.search);
-    expect(r.status).toBe(502);
-    expect(r.json.code).toBe('KEYFOB_TOKEN_ENDPOINT_NETWORK');
+    expect(r.status).toBe(503);
+    expect(r.json).toMatchObject({ error: 'service_unavailable', code: 'KEYFOB_TOKEN_ENDPOINT_NETWORK' });
     assertNoSecrets(r.text, callback.searchParams.get('code')!);
   });
 

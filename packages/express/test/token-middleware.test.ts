@@ -1,6 +1,6 @@
 import { inspect } from 'node:util';
 import { clientCredentials, KeyfobError, LoginRequiredError, TokenManager } from '@keyfob/core';
-import { keyfobErrorHandler, tokenMiddleware } from '@keyfob/express';
+import { getKeyfob, keyfobErrorHandler, tokenMiddleware } from '@keyfob/express';
 import { genericClientCredentials, type ProviderServer } from '@keyfob/testing';
 import express from 'express';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -27,20 +27,20 @@ describe('tokenMiddleware with a client-credentials provider', () => {
       a.use(tokenMiddleware(manager));
       a.get('/hello', async (req, res) => {
         const r = await fetch(`${provider.apiUrl}/hello`, {
-          headers: { authorization: await req.keyfob.getAuthorizationHeader() },
+          headers: { authorization: await getKeyfob(req).getAuthorizationHeader() },
         });
-        res.status(r.status).json({ upstream: await r.json(), subject: req.keyfob.subject ?? null });
+        res.status(r.status).json({ upstream: await r.json(), subject: getKeyfob(req).subject ?? null });
       });
       a.get('/retry', async (req, res) => {
         // The documented 401 pattern: invalidate exactly the rejected token, retry once.
-        let token = await req.keyfob.getToken();
+        let token = await getKeyfob(req).getToken();
         let r = await fetch(`${provider.apiUrl}/x`, {
           headers: { authorization: `Bearer ${token.accessToken}` },
         });
         if (r.status === 401) {
           await r.body?.cancel();
-          await req.keyfob.invalidate(token);
-          token = await req.keyfob.getToken();
+          await getKeyfob(req).invalidate(token);
+          token = await getKeyfob(req).getToken();
           r = await fetch(`${provider.apiUrl}/x`, {
             headers: { authorization: `Bearer ${token.accessToken}` },
           });
@@ -59,8 +59,8 @@ describe('tokenMiddleware with a client-credentials provider', () => {
       const users = express.Router();
       users.use(tokenMiddleware(manager, { subject: (req) => req.get('x-user') }));
       users.get('/who', async (req, res) => {
-        const token = await req.keyfob.getToken();
-        res.json({ subject: req.keyfob.subject ?? null, fp: token.accessToken.slice(-6) });
+        const token = await getKeyfob(req).getToken();
+        res.json({ subject: getKeyfob(req).subject ?? null, fp: token.accessToken.slice(-6) });
       });
       a.use('/users', users);
       a.use(keyfobErrorHandler({ logger: { warn: (m) => logged.push(m), error: (m) => logged.push(m) } }));

@@ -4,7 +4,7 @@ import {
   startAuthorizationServer,
 } from '@keyfob/authorization-server';
 import { authorizationCode, TokenManager } from '@keyfob/core';
-import { authorizationCodeRouter, keyfobErrorHandler, tokenMiddleware } from '@keyfob/express';
+import { authorizationCodeRouter, getKeyfob, keyfobErrorHandler, tokenMiddleware } from '@keyfob/express';
 import express from 'express';
 import express4 from 'express4';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -41,14 +41,14 @@ describe('Express 4 (peer range ^4.21)', () => {
       const a = express4();
       a.use('/auth', router);
       a.get('/me', router.requireUserToken(), (req, res, next) => {
-        req.keyfob
+        getKeyfob(req)
           .getAuthorizationHeader()
           .then((authorization) => fetch(`${server.apiUrl}/me`, { headers: { authorization } }))
           .then(async (r) => res.status(r.status).json(await r.json()))
           .catch(next);
       });
       a.get('/svc', tokenMiddleware(manager, { subject: () => 'nobody' }), (req, res, next) => {
-        req.keyfob
+        getKeyfob(req)
           .getToken()
           .then(() => res.json({ ok: true }))
           .catch(next);

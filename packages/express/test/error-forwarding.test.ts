@@ -1,0 +1,3 @@
+import { errorForwardingSuite } from './shared/error-forwarding.js';
+
+errorForwardingSuite(5);
