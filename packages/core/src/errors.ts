@@ -23,8 +23,25 @@ export interface KeyfobErrorOptions {
 }
 
 /**
+ * The brand every keyfob error carries: the names of its classes, from its own up to
+ * `KeyfobError`. `Symbol.for` gives the same symbol to every copy of core in a process (the ESM
+ * and the CJS build, two versions in node_modules), so `instanceof` and `isKeyfobError()` agree
+ * across them, where plain prototype checks would not.
+ */
+const KINDS = Symbol.for('@keyfob/core.error-kinds');
+
+type Brandable<T> = abstract new (...args: never[]) => T;
+
+function kindsOf(value: unknown): readonly string[] | undefined {
+  if (value === null || (typeof value !== 'object' && typeof value !== 'function')) return undefined;
+  const kinds = (value as { [KINDS]?: unknown })[KINDS];
+  return Array.isArray(kinds) ? (kinds as string[]) : undefined;
+}
+
+/**
  * Base class of every error keyfob throws. `message` says what happened, `hint` what to check.
  * Messages are redacted when built; `toJSON` and `util.inspect` print only safe fields.
+ * `instanceof` works across copies of this package (ESM and CJS builds in one process).
  */
 export class KeyfobError extends Error {
   readonly code: ErrorCode;
@@ -36,6 +53,23 @@ export class KeyfobError extends Error {
     this.name = new.target.name;
     this.code = options.code ?? ErrorCode.Configuration;
     this.hint = options.hint === undefined ? undefined : redact(options.hint);
+    const kinds: string[] = [];
+    for (let c: unknown = new.target; typeof c === 'function' && c !== Error; c = Object.getPrototypeOf(c)) {
+      kinds.push((c as { name: string }).name);
+    }
+    Object.defineProperty(this, KINDS, { value: Object.freeze(kinds), enumerable: false });
+  }
+
+  /**
+   * `x instanceof KeyfobError` (or a subclass): true for an error of this class from this copy of
+   * core, or from any other copy, recognised by its brand and class name.
+   */
+  static override [Symbol.hasInstance]<T>(this: Brandable<T>, value: unknown): value is T {
+    // `this` is the class on the right of `instanceof` (subclasses inherit this method).
+    // biome-ignore lint/complexity/noThisInStatic: the subclass is meant, not KeyfobError
+    if (Function.prototype[Symbol.hasInstance].call(this, value)) return true;
+    // biome-ignore lint/complexity/noThisInStatic: as above
+    return kindsOf(value)?.includes(this.name) ?? false;
   }
 
   toJSON(): Record<string, unknown> {
@@ -118,6 +152,7 @@ export class LoginRequiredError extends KeyfobError {
   }
 }
 
+/** Whether `value` is an error thrown by keyfob, from this copy of core or any other (ESM, CJS). */
 export function isKeyfobError(value: unknown): value is KeyfobError {
-  return value instanceof KeyfobError;
+  return value instanceof Error && (kindsOf(value)?.includes('KeyfobError') ?? false);
 }
