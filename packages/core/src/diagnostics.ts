@@ -167,17 +167,19 @@ export interface TokenRequestTrace {
  * when the tracing channel has no subscriber.
  */
 export function traceTokenRequest(
-  info: TokenScopeInfo & { requestGrantType: string; tokenUrl: string },
+  info: TokenScopeInfo,
+  requestGrantType: string,
+  tokenUrl: string,
   attempt: number,
 ): TokenRequestTrace | undefined {
   const ch = tokenRequestChannel;
   if (!(ch.start.hasSubscribers || ch.asyncEnd.hasSubscribers || ch.error.hasSubscribers)) return undefined;
   const msg: TokenRequestMessage = {
     grantType: info.grantType,
-    requestGrantType: info.requestGrantType,
+    requestGrantType,
     subject: info.subject,
     scope: info.scope,
-    tokenUrl: info.tokenUrl,
+    tokenUrl,
     method: 'POST',
     attempt,
   };

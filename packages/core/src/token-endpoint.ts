@@ -1,3 +1,4 @@
+import { type TokenScopeInfo, traceTokenRequest } from './diagnostics.js';
 import { ErrorCode, KeyfobError, TokenEndpointError, TokenResponseError } from './errors.js';
 import { redact, safeUrl } from './redact.js';
 
@@ -268,6 +269,8 @@ export async function postTokenRequest(
   req: TokenRequest,
   opts: TokenEndpointOptions,
   signal?: AbortSignal,
+  /** Who asks, for the `keyfob:token-request` diagnostics channel (each attempt is traced). */
+  diag?: TokenScopeInfo,
 ): Promise<Record<string, unknown>> {
   const where = safeUrl(tokenUrl);
   const headers: Record<string, string> = {
@@ -318,6 +321,7 @@ export async function postTokenRequest(
     if (signal?.aborted) throw abortError(signal);
     const attempts = attempt + 1;
     const last = attempt === opts.retries;
+    const trace = diag && traceTokenRequest(diag, req.grantType, where, attempts);
     const controller = new AbortController();
     const onAbort = () => controller.abort(signal?.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
@@ -384,7 +388,10 @@ export async function postTokenRequest(
             ? safe(obj.message.slice(0, 300))
             : undefined;
       if (res.ok) {
-        if (req.acceptEmpty && text.trim() === '') return {};
+        if (req.acceptEmpty && text.trim() === '') {
+          trace?.succeeded(res.status, {});
+          return {};
+        }
         if (
           obj &&
           oauthError !== undefined &&
@@ -403,7 +410,10 @@ export async function postTokenRequest(
             },
           );
         }
-        if (obj) return obj;
+        if (obj) {
+          trace?.succeeded(res.status, obj);
+          return obj;
+        }
         throw new TokenResponseError(
           `The token endpoint ${where} answered ${res.status} with ${describeBody(text, contentType, secrets)}.`,
           {
@@ -438,6 +448,7 @@ export async function postTokenRequest(
         },
       );
     } catch (e) {
+      trace?.failed(e);
       if (!retry) throw e;
       lastError = e as KeyfobError;
     } finally {

@@ -1,0 +1,1 @@
+export { KeyfobInstrumentation, type KeyfobInstrumentationConfig } from './instrumentation.js';
