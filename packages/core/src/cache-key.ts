@@ -10,12 +10,15 @@ export interface CacheKey {
   /** The scope asked for (the grant's default when the caller gave none). */
   readonly scope: string | undefined;
   readonly extraParams: Readonly<Record<string, string>> | undefined;
+  /** The token to exchange (RFC 8693); only its hash is part of `key`. */
+  readonly subjectToken: string | undefined;
 }
 
 export interface CacheKeyInput {
   subject?: string | undefined;
   scope?: string | undefined;
   extraParams?: Readonly<Record<string, string>> | undefined;
+  subjectToken?: string | undefined;
 }
 
 /** `{ b: '2', a: '1' }` and `{ a: '1', b: '2' }` are the same request. */
@@ -50,17 +53,23 @@ export class CacheKeys {
     this.#tokenUrl = tokenUrl;
     this.#grant = grant;
     this.#memo = new BoundedCache(maxEntries);
-    this.default = this.#make(undefined, undefined, undefined);
+    this.default = this.#make(undefined, undefined, undefined, undefined);
   }
 
   /** The key for these request options (memoised). */
   for(input: CacheKeyInput): CacheKey {
-    const { subject, scope, extraParams } = input;
-    if (subject === undefined && scope === undefined && extraParams === undefined) return this.default;
-    const memoKey = `${subject ?? ''}\u0001${scope ?? ''}\u0001${extraParams ? sortedParams(extraParams) : ''}`;
+    const { subject, scope, extraParams, subjectToken } = input;
+    if (
+      subject === undefined &&
+      scope === undefined &&
+      extraParams === undefined &&
+      subjectToken === undefined
+    )
+      return this.default;
+    const memoKey = `${subject ?? ''}\u0001${scope ?? ''}\u0001${extraParams ? sortedParams(extraParams) : ''}\u0001${subjectToken ?? ''}`;
     let k = this.#memo.get(memoKey);
     if (k === undefined) {
-      k = this.#make(subject, scope, extraParams);
+      k = this.#make(subject, scope, extraParams, subjectToken);
       this.#memo.set(memoKey, k);
     }
     return k;
@@ -74,6 +83,7 @@ export class CacheKeys {
     subject: string | undefined,
     scope: string | undefined,
     extraParams: Readonly<Record<string, string>> | undefined,
+    subjectToken: string | undefined,
   ): CacheKey {
     const g = this.#grant;
     const effectiveScope = scope ?? g.scope;
@@ -86,8 +96,10 @@ export class CacheKeys {
       subject ?? '',
       sortedParams(g.extraParams),
       sortedParams(extraParams),
+      // Never the subject token itself: a hash tells exchanged tokens apart.
+      ...(subjectToken === undefined ? [] : [createHash('sha256').update(subjectToken).digest('base64url')]),
     ]);
-    return { key: `${g.type}:${material}`, subject, scope: effectiveScope, extraParams };
+    return { key: `${g.type}:${material}`, subject, scope: effectiveScope, extraParams, subjectToken };
   }
 }
 

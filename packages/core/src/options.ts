@@ -6,8 +6,21 @@ import type { TokenStore } from './store.js';
 import type { Clock, KeyfobLogger } from './types.js';
 
 export interface TokenManagerOptions {
-  /** The token endpoint. Required for grants that POST to one. Must be https unless loopback or `allowInsecureHttp`. */
+  /** The token endpoint. Required for grants that POST to one, unless `issuer` is set. Must be https unless loopback or `allowInsecureHttp`. */
   tokenUrl?: string;
+  /**
+   * The authorization server's issuer identifier: keyfob reads its metadata (OpenID Connect Discovery,
+   * RFC 8414) on first use and takes the token, authorization and revocation endpoints and the client
+   * authentication methods from it. Must match the document's `issuer` exactly. `tokenUrl`, when set too,
+   * wins over the discovered endpoint. Defaults to none.
+   */
+  issuer?: string;
+  /**
+   * The client presents a TLS certificate (RFC 8705) through `fetch`: use the provider's
+   * `mtls_endpoint_aliases` from discovery. Defaults to `true` when the grant's clientAuth is
+   * `'tls_client_auth'`, else `false`.
+   */
+  mtls?: boolean;
   /** How tokens are obtained: `clientCredentials(...)`, `passwordGrant(...)`, `authorizationCode(...)`, `staticToken(...)`, `customGrant(...)`. */
   grant: Grant;
   /**
@@ -85,6 +98,8 @@ export const DEFAULTS = {
 /** Options without a default value (lockWaitMs is derived from the others). */
 export const OPTIONS_WITHOUT_DEFAULT = [
   'tokenUrl',
+  'issuer',
+  'mtls',
   'grant',
   'store',
   'logger',
@@ -150,7 +165,10 @@ export function suggestOption(name: string): string | undefined {
 
 /** Options resolved once at construction: validated, defaults applied. */
 export interface ResolvedOptions {
+  /** `''` when it comes from discovery. */
   readonly tokenUrl: string;
+  readonly issuer: string | undefined;
+  readonly mtls: boolean;
   readonly grant: Grant;
   readonly store: TokenStore | undefined;
   readonly refreshMarginMs: number;
@@ -238,7 +256,9 @@ export function resolveOptions(options: TokenManagerOptions): ResolvedOptions {
     timeoutMs * (retries + 1) + Math.max(5_000, maxRetryAfterMs) * retries + 5_000,
   );
   return {
-    tokenUrl: checkTokenUrl(options.tokenUrl, grant, allowInsecureHttp),
+    tokenUrl: checkTokenUrl(options.tokenUrl, grant, allowInsecureHttp, options.issuer),
+    issuer: checkIssuer(options.issuer, allowInsecureHttp),
+    mtls: options.mtls ?? grant.clientAuth === 'tls_client_auth',
     grant,
     store,
     refreshMarginMs: number('refreshMarginMs', options.refreshMarginMs, DEFAULTS.refreshMarginMs, {
@@ -272,10 +292,25 @@ export function resolveOptions(options: TokenManagerOptions): ResolvedOptions {
   };
 }
 
-function checkTokenUrl(tokenUrl: string | undefined, grant: Grant, allowInsecureHttp: boolean): string {
+function checkIssuer(issuer: string | undefined, allowInsecureHttp: boolean): string | undefined {
+  if (issuer === undefined) return undefined;
+  if (typeof issuer !== 'string' || issuer === '') {
+    throw new ConfigurationError('TokenManager: issuer must be a non-empty URL string.');
+  }
+  return assertSecureUrl('TokenManager', 'issuer', issuer, allowInsecureHttp);
+}
+
+function checkTokenUrl(
+  tokenUrl: string | undefined,
+  grant: Grant,
+  allowInsecureHttp: boolean,
+  issuer: string | undefined,
+): string {
   if (tokenUrl === undefined || tokenUrl === '') {
-    if (grant.usesTokenUrl) {
-      throw new ConfigurationError(`TokenManager: tokenUrl is required for the ${grant.type} grant.`);
+    if (grant.usesTokenUrl && issuer === undefined) {
+      throw new ConfigurationError(
+        `TokenManager: tokenUrl (or issuer, for discovery) is required for the ${grant.type} grant.`,
+      );
     }
     return '';
   }

@@ -11,7 +11,8 @@ import {
   StatusTracker,
   type TokenManagerStatus,
 } from './diagnostics.js';
-import { ConfigurationError, ErrorCode, KeyfobError } from './errors.js';
+import { type AuthorizationServerMetadata, Discovery } from './discovery.js';
+import { ConfigurationError, ErrorCode, KeyfobError, TokenEndpointError } from './errors.js';
 import { Emitter, type Listener, type TokenManagerEvents } from './events.js';
 import {
   decide,
@@ -48,6 +49,9 @@ interface Entry extends RenewalState {
 type Source = 'endpoint' | 'store' | 'exchange';
 
 const noop = () => {};
+
+/** Discovery metadata is read again after this long (and after a token endpoint 404). */
+const DISCOVERY_MAX_AGE_MS = 24 * 3600_000;
 
 function raceSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (!signal) return promise;
@@ -94,6 +98,7 @@ export class TokenManager {
   readonly #o: ResolvedOptions;
   readonly #grant: Grant;
   readonly #keys: CacheKeys;
+  readonly #discovery: Discovery | undefined;
   readonly #l1: BoundedCache<Entry>;
   /** Access token -> its entry, so `invalidate(token)` finds it in O(1). */
   readonly #byToken: BoundedCache<Entry>;
@@ -115,7 +120,17 @@ export class TokenManager {
     this.#grant = o.grant;
     this.#now = o.now;
     this.#log = createLog(o.logger);
-    this.#keys = new CacheKeys(o.tokenUrl, o.grant, o.maxEntries);
+    // With discovery the issuer identifies the token endpoint in cache keys (stable across re-reads).
+    this.#keys = new CacheKeys(o.tokenUrl || o.issuer || '', o.grant, o.maxEntries);
+    this.#discovery = o.issuer
+      ? new Discovery(o.issuer, {
+          fetch: o.fetch,
+          timeoutMs: o.timeoutMs,
+          allowInsecureHttp: o.allowInsecureHttp,
+          maxAgeMs: DISCOVERY_MAX_AGE_MS,
+          now: o.now,
+        })
+      : undefined;
     this.#l1 = new BoundedCache(o.maxEntries);
     this.#byToken = new BoundedCache(o.maxEntries);
     this.#endpoint = {
@@ -156,6 +171,14 @@ export class TokenManager {
   /** The grant type this manager uses. */
   get grantType(): string {
     return this.#grant.type;
+  }
+
+  /**
+   * The provider's metadata, read now if not yet (with `issuer`; undefined without). Rejects with a
+   * ConfigurationError naming the issuer and the problem. `getToken()` does this by itself.
+   */
+  async discover(): Promise<AuthorizationServerMetadata | undefined> {
+    return this.#discovery?.get(this.#closing.signal);
   }
 
   /** Tokens held in this process. */
@@ -305,11 +328,15 @@ export class TokenManager {
   }
 
   toJSON(): Record<string, unknown> {
-    return { grantType: this.#grant.type, tokenUrl: safeUrl(this.#o.tokenUrl), cached: this.#l1.size };
+    return {
+      grantType: this.#grant.type,
+      tokenUrl: safeUrl(this.#tokenUrl() || (this.#o.issuer ?? '')),
+      cached: this.#l1.size,
+    };
   }
 
   [Symbol.for('nodejs.util.inspect.custom')](): string {
-    return `TokenManager { grant: '${this.#grant.type}', tokenUrl: '${safeUrl(this.#o.tokenUrl)}', cached: ${this.#l1.size} }`;
+    return `TokenManager { grant: '${this.#grant.type}', tokenUrl: '${safeUrl(this.#tokenUrl() || (this.#o.issuer ?? ''))}', cached: ${this.#l1.size} }`;
   }
 
   // ---- slow path: single-flight acquisition ----------------------------------------------------
@@ -400,6 +427,18 @@ export class TokenManager {
   }
 
   async #acquire(key: CacheKey, replacing: AccessToken | undefined): Promise<Entry> {
+    if (this.#discovery === undefined) return this.#acquireFrom(key, replacing);
+    await this.#discovery.get(this.#closing.signal);
+    try {
+      return await this.#acquireFrom(key, replacing);
+    } catch (e) {
+      // The token endpoint may have moved: read the metadata again before the next request.
+      if (e instanceof TokenEndpointError && e.status === 404) this.#discovery.stale();
+      throw e;
+    }
+  }
+
+  async #acquireFrom(key: CacheKey, replacing: AccessToken | undefined): Promise<Entry> {
     const started = this.#now();
     const previous = this.#l1.peek(key.key);
     const fetch = (stored: AccessToken | undefined) =>
@@ -416,10 +455,20 @@ export class TokenManager {
     return this.#remember(key, token, source, started, previous);
   }
 
-  #grantContext(key: CacheKey, url = this.#o.tokenUrl): GrantContext {
+  /** `tokenUrl`, else the discovered token endpoint (its mTLS alias with `mtls`); discovery has run by now. */
+  #tokenUrl(): string {
+    if (this.#o.tokenUrl) return this.#o.tokenUrl;
+    const metadata = this.#discovery?.current;
+    if (!metadata) return '';
+    return (this.#o.mtls && metadata.mtlsEndpointAliases?.tokenEndpoint) || metadata.tokenEndpoint;
+  }
+
+  #grantContext(key: CacheKey, url = this.#tokenUrl()): GrantContext {
     const signal = this.#closing.signal;
     return {
       tokenUrl: url,
+      subjectToken: key.subjectToken,
+      authMethods: this.#discovery?.current?.tokenEndpointAuthMethods,
       scope: key.scope,
       subject: key.subject,
       extraParams: key.extraParams,
@@ -439,7 +488,7 @@ export class TokenManager {
       now: this.#now(),
       defaultLifetimeMs: this.#o.defaultLifetimeMs,
       maxLifetimeMs: this.#o.maxLifetimeMs,
-      tokenUrl: safeUrl(this.#o.tokenUrl),
+      tokenUrl: safeUrl(this.#tokenUrl() || (this.#o.issuer ?? '')),
       ...(previousRefreshToken === undefined ? {} : { previousRefreshToken }),
       warn: (m) => this.#log('warn', m),
     });
@@ -504,6 +553,8 @@ export class TokenManager {
       exchange: async (input, send, signal) => {
         if (this.#closed) throw new KeyfobError('TokenManager is closed.', { code: ErrorCode.Closed });
         const started = this.#now();
+        if (this.#discovery)
+          await keepAliveWhile(raceSignal(this.#discovery.get(this.#closing.signal), signal));
         const raw = await keepAliveWhile(
           raceSignal(send(this.#grantContext(this.#keys.for({ scope: input.scope }))), signal),
         );

@@ -48,6 +48,11 @@ export interface GetTokenOptions {
   scope?: string;
   /** Extra token request parameters (audience, resource, ...). Part of the cache key. */
   extraParams?: Readonly<Record<string, string>>;
+  /**
+   * The token to exchange, for the `tokenExchange` grant (RFC 8693): typically the bearer token of the
+   * incoming request. The result is cached under a hash of it, never longer than it lives.
+   */
+  subjectToken?: string;
   /** Skip the cache and get a new token (the cached one is replaced, single-flight still applies). */
   forceRefresh?: boolean;
   /** Abort waiting; the shared request continues for other callers. */

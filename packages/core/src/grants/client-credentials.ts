@@ -69,6 +69,7 @@ export function clientCredentials(options: ClientCredentialsOptions): Grant {
     scope,
     extraParams,
     identity: clientAuth,
+    clientAuth,
     usesTokenUrl: true,
     fetchToken(ctx) {
       const { method, assertion } = auth.resolve(ctx.authMethods);

@@ -23,6 +23,8 @@ export interface GrantContext {
   readonly extraParams: Readonly<Record<string, string>> | undefined;
   /** The provider's `token_endpoint_auth_methods_supported`, when discovery read it (RFC 8414 2). */
   readonly authMethods?: readonly string[] | undefined;
+  /** The token to exchange (RFC 8693), from `getToken({ subjectToken })`. */
+  readonly subjectToken?: string | undefined;
   readonly signal: AbortSignal;
   /** Sends a request through keyfob's one token endpoint client (timeout, retries, redaction). */
   request(req: TokenRequest): Promise<Record<string, unknown>>;
@@ -42,6 +44,8 @@ export interface Grant {
   readonly identity?: string | undefined;
   /** Extra parameters sent with every request. Part of the cache key. */
   readonly extraParams?: Readonly<Record<string, string>> | undefined;
+  /** How the client authenticates, for grants that authenticate one (the manager uses mTLS aliases for `'tls_client_auth'`). */
+  readonly clientAuth?: ClientAuthMethod | undefined;
   /** Whether the grant POSTs to `tokenUrl` (then the manager requires one). */
   readonly usesTokenUrl: boolean;
   /** Tokens exist only once a user logged in (authorization code): no token set means LoginRequiredError. */
