@@ -1,1 +1,12 @@
-export {};
+export {
+  type Dispatch,
+  type DispatchRequestInfo,
+  type TokenInterceptor,
+  tokenInterceptor,
+} from './token-interceptor.js';
+export {
+  type FetchLike,
+  type FetchRequestInfo,
+  type FetchTokenOptions,
+  withTokens,
+} from './with-tokens.js';

@@ -348,4 +348,12 @@ export async function rejection(p: Promise<unknown>): Promise<unknown> {
   throw new Error('expected the request to fail');
 }
 
+export {
+  type ConformanceBinding,
+  type ConformanceClient,
+  type ConformanceClientOptions,
+  type ConformanceRequest,
+  type ConformanceResponse,
+  conformance,
+} from './conformance.js';
 export { leakScan } from './leak-scan.js';

@@ -1,0 +1,276 @@
+import {
+  ConfigurationError,
+  type KeyfobRequestOptions,
+  type RequestAttempt,
+  RequestPolicy,
+  type TokenHeaders,
+  type TokenManager,
+} from '@keyfob/core';
+import type { FetchTokenOptions } from './with-tokens.js';
+
+/**
+ * undici's `dispatch(options, handler)`. Typed loosely on purpose: `@keyfob/fetch` does not make
+ * undici's types a dependency, and the interceptor fits `compose()` of undici 6 and 7.
+ */
+export type Dispatch = (options: any, handler: any) => boolean;
+
+/** An undici interceptor, for `new Agent().compose(...)` / `dispatcher.compose(...)`. */
+export type TokenInterceptor = (dispatch: Dispatch) => Dispatch;
+
+/** What a `subject` function of {@link tokenInterceptor} receives: undici's dispatch options. */
+export interface DispatchRequestInfo {
+  origin?: string | URL;
+  path: string;
+  method: string;
+  headers?: unknown;
+  /** Per-request control, set in `undici.request(url, { keyfob: { ... } })`. */
+  keyfob?: KeyfobRequestOptions;
+  [key: string]: unknown;
+}
+
+/**
+ * An undici interceptor that attaches `manager`'s token to every request to `options.origins`
+ * dispatched through it: `undici.request`, `undici.stream`, `undici.fetch` and the global
+ * `fetch(url, { dispatcher })`.
+ *
+ * ```ts
+ * const dispatcher = new Agent().compose(tokenInterceptor(tokens, { origins: ['https://api.example.com'] }));
+ * ```
+ *
+ * Each dispatch is decided on its own: with fetch, which follows redirects above the dispatcher,
+ * every hop is checked against `origins`. On a 401 to keyfob's token the token is invalidated and,
+ * when the body is a string or a buffer, the request is dispatched once more with a fresh token
+ * before the caller's handler sees anything; fetch always streams its bodies, so fetch requests
+ * with a body get the 401. Per request (`undici.request` / `stream` / `pipeline`):
+ * `{ keyfob: { skip?, subject?, scope? } }` in the options.
+ *
+ * @throws ConfigurationError when `options.origins` is missing or holds no absolute http(s) URL.
+ */
+export function tokenInterceptor(
+  manager: TokenManager,
+  options: FetchTokenOptions<DispatchRequestInfo>,
+): TokenInterceptor {
+  if (!options || !Array.isArray(options.origins)) {
+    throw new ConfigurationError('@keyfob/fetch: tokenInterceptor() needs options.origins.', {
+      hint: "Pass tokenInterceptor(tokens, { origins: ['https://api.example.com'] }).",
+    });
+  }
+  const policy = new RequestPolicy<DispatchRequestInfo>(manager, options, { name: '@keyfob/fetch' });
+  return (dispatch) => {
+    if (typeof dispatch !== 'function') {
+      throw new ConfigurationError('@keyfob/fetch: tokenInterceptor must be passed to compose().');
+    }
+    return (opts: DispatchRequestInfo, handler: Handler): boolean => {
+      const origin = typeof opts.origin === 'string' ? opts.origin : (opts.origin?.origin ?? '');
+      const url = origin + opts.path;
+      let attempt: RequestAttempt | undefined;
+      try {
+        attempt = policy.start(url, opts.keyfob, opts);
+      } catch (error) {
+        fail(handler, error);
+        return true;
+      }
+      if (attempt === undefined) return dispatch(opts, handler);
+      new TokenHandler(dispatch, policy, attempt, opts, url, handler).send();
+      return true;
+    };
+  };
+}
+
+/** The handler methods of undici 7 (`onRequestStart`...) and of undici 6 (`onConnect`...). */
+interface Handler {
+  onRequestStart?(controller: unknown, context: unknown): void;
+  onRequestUpgrade?(...args: unknown[]): void;
+  onResponseStart?(controller: unknown, status: number, headers: unknown, message?: string): void;
+  onResponseData?(controller: unknown, chunk: unknown): void;
+  onResponseEnd?(controller: unknown, trailers: unknown): void;
+  onResponseError?(controller: unknown, error: unknown): void;
+  onConnect?(abort: unknown, context?: unknown): void;
+  onHeaders?(status: number, rawHeaders: unknown, resume: unknown, statusText?: string): boolean;
+  onData?(chunk: unknown): boolean;
+  onComplete?(trailers: unknown): void;
+  onError?(error: unknown): void;
+  onUpgrade?(...args: unknown[]): void;
+  onBodySent?(...args: unknown[]): void;
+  onRequestSent?(): void;
+  onResponseStarted?(): void;
+}
+
+function fail(handler: Handler, error: unknown): void {
+  if (typeof handler.onRequestStart === 'function' || typeof handler.onResponseError === 'function') {
+    handler.onResponseError?.(null, error);
+  } else {
+    handler.onError?.(error);
+  }
+}
+
+/**
+ * One request through the interceptor: gets the token, dispatches, and when the response is a 401
+ * to keyfob's token that will be retried, swallows it and dispatches again. Everything else goes
+ * to the caller's handler as is.
+ */
+class TokenHandler implements Handler {
+  readonly #dispatch: Dispatch;
+  readonly #policy: RequestPolicy<DispatchRequestInfo>;
+  readonly #attempt: RequestAttempt;
+  readonly #opts: DispatchRequestInfo;
+  readonly #url: string;
+  readonly #handler: Handler;
+  /** The redirect history undici's redirect handler shares, when it runs inside this interceptor. */
+  #history: unknown;
+  /** Swallowing a 401 that will be retried: the retry's invalidation, awaited at its end. */
+  #retrying: Promise<boolean> | undefined;
+
+  constructor(
+    dispatch: Dispatch,
+    policy: RequestPolicy<DispatchRequestInfo>,
+    attempt: RequestAttempt,
+    opts: DispatchRequestInfo,
+    url: string,
+    handler: Handler,
+  ) {
+    this.#dispatch = dispatch;
+    this.#policy = policy;
+    this.#attempt = attempt;
+    this.#opts = opts;
+    this.#url = url;
+    this.#handler = handler;
+  }
+
+  send(): void {
+    const signal = this.#opts.signal instanceof AbortSignal ? this.#opts.signal : undefined;
+    this.#policy.headers(this.#attempt, this.#opts.method, this.#url, signal).then(
+      (headers) => {
+        this.#retrying = undefined;
+        this.#history = undefined;
+        try {
+          this.#dispatch({ ...this.#opts, headers: withHeaders(this.#opts.headers, headers) }, this);
+        } catch (error) {
+          fail(this.#handler, error);
+        }
+      },
+      (error: unknown) => fail(this.#handler, error),
+    );
+  }
+
+  /** Decides at the response's start: the caller's, or a 401 to swallow and retry. */
+  #swallow(status: number, headers: unknown): boolean {
+    const attempt = this.#attempt;
+    if (status !== 401) return false;
+    if (this.#leftOrigin()) this.#policy.stripped(attempt);
+    if (!this.#policy.rejected(attempt, status, headers)) return false;
+    const body = this.#opts.body;
+    const again = this.#policy.willRetry(attempt, body);
+    const retry = this.#policy.retry(attempt, body);
+    if (!again) return false;
+    this.#retrying = retry;
+    return true;
+  }
+
+  /** undici's redirect handler (inside this interceptor) dropped Authorization when a hop changed origin. */
+  #leftOrigin(): boolean {
+    const history = this.#history;
+    if (!Array.isArray(history) || history.length === 0) return false;
+    const first = originOfUrl(this.#url);
+    for (const hop of history) if (originOfUrl(String(hop)) !== first) return true;
+    return false;
+  }
+
+  #again(): void {
+    const retrying = this.#retrying;
+    if (retrying === undefined) return;
+    retrying.then(() => this.send());
+  }
+
+  // undici 7
+  onRequestStart(controller: unknown, context: unknown): void {
+    this.#history = (context as { history?: unknown } | undefined)?.history;
+    this.#handler.onRequestStart?.(controller, context);
+  }
+  onRequestUpgrade(...args: unknown[]): void {
+    this.#handler.onRequestUpgrade?.(...args);
+  }
+  onResponseStart(controller: unknown, status: number, headers: unknown, message?: string): void {
+    if (this.#swallow(status, headers)) return;
+    this.#handler.onResponseStart?.(controller, status, headers, message);
+  }
+  onResponseData(controller: unknown, chunk: unknown): void {
+    if (this.#retrying !== undefined) return;
+    this.#handler.onResponseData?.(controller, chunk);
+  }
+  onResponseEnd(controller: unknown, trailers: unknown): void {
+    if (this.#retrying !== undefined) this.#again();
+    else this.#handler.onResponseEnd?.(controller, trailers);
+  }
+  onResponseError(controller: unknown, error: unknown): void {
+    this.#retrying = undefined;
+    this.#handler.onResponseError?.(controller, error);
+  }
+
+  // undici 6
+  onConnect(abort: unknown, context?: unknown): void {
+    this.#history = (context as { history?: unknown } | undefined)?.history;
+    this.#handler.onConnect?.(abort, context);
+  }
+  onHeaders(status: number, rawHeaders: unknown, resume: unknown, statusText?: string): boolean {
+    if (this.#swallow(status, rawHeaders)) return true;
+    return this.#handler.onHeaders?.(status, rawHeaders, resume, statusText) ?? true;
+  }
+  onData(chunk: unknown): boolean {
+    if (this.#retrying !== undefined) return true;
+    return this.#handler.onData?.(chunk) ?? true;
+  }
+  onComplete(trailers: unknown): void {
+    if (this.#retrying !== undefined) this.#again();
+    else this.#handler.onComplete?.(trailers);
+  }
+  onError(error: unknown): void {
+    this.#retrying = undefined;
+    this.#handler.onError?.(error);
+  }
+  onUpgrade(...args: unknown[]): void {
+    this.#handler.onUpgrade?.(...args);
+  }
+  onBodySent(...args: unknown[]): void {
+    this.#handler.onBodySent?.(...args);
+  }
+  onRequestSent(): void {
+    this.#handler.onRequestSent?.();
+  }
+  onResponseStarted(): void {
+    this.#handler.onResponseStarted?.();
+  }
+}
+
+function originOfUrl(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * The request's headers with keyfob's set, replacing any of the same name (case-insensitive), in
+ * the form undici was given: a flat `[name, value, ...]` array, an iterable of pairs, or an object.
+ */
+function withHeaders(headers: unknown, add: TokenHeaders): unknown {
+  if (headers === undefined || headers === null) return add;
+  const out: string[] = [];
+  const push = (name: unknown, value: unknown) => {
+    const n = String(name);
+    if (Object.hasOwn(add, n.toLowerCase())) return;
+    if (Array.isArray(value)) for (const v of value) out.push(n, String(v));
+    else if (value !== undefined) out.push(n, String(value));
+  };
+  if (Array.isArray(headers)) {
+    if (headers.length > 0 && Array.isArray(headers[0])) for (const [k, v] of headers) push(k, v);
+    else for (let i = 0; i < headers.length; i += 2) push(headers[i], headers[i + 1]);
+  } else if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === 'function') {
+    for (const [k, v] of headers as Iterable<[unknown, unknown]>) push(k, v);
+  } else if (typeof headers === 'object') {
+    for (const k of Object.keys(headers)) push(k, (headers as Record<string, unknown>)[k]);
+  }
+  for (const name in add) out.push(name, add[name]!);
+  return out;
+}

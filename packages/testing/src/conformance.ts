@@ -1,0 +1,483 @@
+/**
+ * The one conformance suite of keyfob's HTTP adapters: every binding of core's `RequestPolicy`
+ * (fetch wrapper, undici interceptor, axios, got, Nest HttpService, yours) runs the same tests
+ * against real servers on 127.0.0.1, so they cannot drift.
+ *
+ * To run it for an adapter, describe how to make a client and send one request with it:
+ *
+ * ```ts
+ * // packages/<adapter>/test/conformance.test.ts
+ * import * as vitest from 'vitest';
+ * import { conformance } from '@keyfob/testing';
+ *
+ * conformance(vitest, {
+ *   name: 'axios',
+ *   create(manager, { base, origins, subject, scope, retryOn401 }) {
+ *     const instance = axios.create({ baseURL: base });
+ *     attachTokens(instance, manager, { origins, subject, scope, retryOn401 });
+ *     return {
+ *       async request({ method, url, headers, body, keyfob, signal }) {
+ *         try {
+ *           const res = await instance.request({ method, url, headers, data: toAxiosBody(body), keyfob, signal });
+ *           return { status: res.status, body: String(res.data) };
+ *         } catch (error) {
+ *           if (!axios.isAxiosError(error) || !error.response) throw error; // no response: rejected as is
+ *           return { status: error.response.status, body: '', error };      // an HTTP error: its error too
+ *         }
+ *       },
+ *     };
+ *   },
+ * });
+ * ```
+ *
+ * The binding contract:
+ * - `create(manager, options)` builds a client. `options.base` is the API's origin: a client with a
+ *   base URL (axios `baseURL`, got `prefixUrl`) uses it as such; a client without one (fetch) passes
+ *   `[base, ...origins]` as its `origins`. Requests are always made with absolute URLs.
+ * - `request(req)` sends one request and resolves with the final response whatever its status
+ *   (`{ status, body }`). When the client reports an HTTP status as an error (axios, got), resolve
+ *   with `{ status, body, error }` so the suite can scan that error for tokens. When no response
+ *   arrived (token endpoint failure, network error, abort), reject with the client's own error.
+ * - `req.body` is `{ kind, data }`: send `data` as a string (`'string'`), bytes (`'bytes'`, a
+ *   `Uint8Array`), a form (`'form'`, `URLSearchParams` or the client's equivalent) or a stream
+ *   (`'stream'`, the client's stream type: a web `ReadableStream`, a Node `Readable`).
+ * - `keyfobError(error)` returns the `KeyfobError` inside an error the client rejected with, when
+ *   the client wraps it (fetch through a dispatcher: `TypeError('fetch failed', { cause })`).
+ *   Defaults to the error itself.
+ */
+import type { TokenManager } from '@keyfob/core';
+import { clientCredentials, isKeyfobError, TokenManager as Manager } from '@keyfob/core';
+import type * as Vitest from 'vitest';
+import {
+  genericClientCredentials,
+  type RecordedRequest,
+  type Reply,
+  startProtectedApi,
+  startServer,
+} from './index.js';
+import { leakScan } from './leak-scan.js';
+
+/** A request the suite makes through the adapter. */
+export interface ConformanceRequest {
+  method: string;
+  /** Absolute URL. */
+  url: string;
+  headers?: Record<string, string>;
+  body?: { kind: 'string' | 'bytes' | 'form' | 'stream'; data: string };
+  keyfob?: { skip?: boolean; subject?: string; scope?: string };
+  signal?: AbortSignal;
+}
+
+export interface ConformanceResponse {
+  status: number;
+  body: string;
+  /** The error the client reported this response with, if it did (axios, got on a 4xx). */
+  error?: unknown;
+}
+
+/** The adapter options the suite asks for (the options every HTTP adapter takes, plus the base). */
+export interface ConformanceClientOptions {
+  /** The API's origin: the client's base URL, if it has one; else include it in its `origins`. */
+  base: string;
+  /** Additional allowed origins. */
+  origins: string[];
+  subject?: string;
+  scope?: string;
+  retryOn401?: boolean;
+}
+
+export interface ConformanceClient {
+  request(req: ConformanceRequest): Promise<ConformanceResponse>;
+  close?(): Promise<void> | void;
+}
+
+export interface ConformanceBinding {
+  /** Shown in the suite's title. */
+  name: string;
+  create(
+    manager: TokenManager,
+    options: ConformanceClientOptions,
+  ): ConformanceClient | Promise<ConformanceClient>;
+  /** The KeyfobError inside a rejection of the client, when it wraps it. Defaults to the error itself. */
+  keyfobError?(error: unknown): unknown;
+}
+
+type VitestApi = Pick<typeof Vitest, 'describe' | 'it' | 'expect' | 'afterEach'>;
+
+const CLIENT = { clientId: 'conformance', clientSecret: 'conformance-secret-0123456789' };
+const REDIRECTS = [301, 302, 303, 307, 308] as const;
+
+/** Registers the conformance tests of `binding` with vitest (pass `import * as vitest from 'vitest'`). */
+export function conformance(vitest: VitestApi, binding: ConformanceBinding): void {
+  const { describe, it, expect, afterEach } = vitest;
+  const cleanup: (() => unknown)[] = [];
+  afterEach(async () => {
+    while (cleanup.length) await cleanup.pop()!();
+  });
+
+  /** Token endpoint, protected API (with helper routes) and a foreign server on another port. */
+  async function setup(
+    options: Partial<Omit<ConformanceClientOptions, 'base'>> = {},
+    managerOptions: { retries?: number; timeoutMs?: number } = {},
+  ) {
+    const auth = await genericClientCredentials(CLIENT);
+    cleanup.push(() => auth.close());
+    const foreign = await startServer((req) =>
+      req.path.startsWith('/401') ? { status: 401, body: { error: 'foreign' } } : { body: { foreign: true } },
+    );
+    cleanup.push(() => foreign.close());
+    let always401 = 0;
+    const api = await startProtectedApi(auth.issuer, (req): Reply => {
+      const url = new URL(req.path, 'http://x');
+      const m = /^\/redirect\/(\d{3})$/.exec(url.pathname);
+      if (m) return { status: Number(m[1]), headers: { location: url.searchParams.get('to') ?? '/' } };
+      if (url.pathname === '/always-401') {
+        always401++;
+        return { status: 401, headers: { 'www-authenticate': 'Bearer error="invalid_token"' } };
+      }
+      return { status: 404 };
+    });
+    cleanup.push(() => api.close());
+    const manager = new Manager({
+      tokenUrl: auth.tokenUrl,
+      grant: clientCredentials(CLIENT),
+      retries: managerOptions.retries ?? 0,
+      ...(managerOptions.timeoutMs === undefined ? {} : { timeoutMs: managerOptions.timeoutMs }),
+    });
+    cleanup.push(() => manager.close());
+    const client = await binding.create(manager, { base: api.url, origins: [], ...options });
+    cleanup.push(() => client.close?.());
+    const tokenRequests = () => auth.tokenRequests().length;
+    const at = (path: string): RecordedRequest[] => api.requests.filter((r) => r.path.split('?')[0] === path);
+    const get = (url: string, extra: Partial<ConformanceRequest> = {}) =>
+      client.request({ method: 'GET', url, ...extra });
+    const issuedTokens = () => [...auth.issuer.issued.keys()];
+    return {
+      auth,
+      api,
+      foreign,
+      manager,
+      client,
+      tokenRequests,
+      at,
+      get,
+      issuedTokens,
+      always401: () => always401,
+    };
+  }
+
+  const keyfobErrorOf = (error: unknown) => binding.keyfobError?.(error) ?? error;
+  const bearer = (h: string | undefined) => /^Bearer at_[0-9a-f]{32}$/.test(h ?? '');
+
+  describe(`conformance: ${binding.name}`, () => {
+    it('attaches the token to requests for the allowed origin', async () => {
+      const { api, get, tokenRequests } = await setup();
+      const res = await get(`${api.url}/api/hello`);
+      expect(res.status).toBe(200);
+      expect(JSON.parse(res.body)).toMatchObject({ ok: true, path: '/api/hello' });
+      expect(bearer(api.requests[0]!.headers.authorization)).toBe(true);
+      expect(tokenRequests()).toBe(1);
+    });
+
+    it('1,000 requests (50 at a time) make 1 token request', async () => {
+      const { api, get, tokenRequests } = await setup();
+      let ok = 0;
+      for (let batch = 0; batch < 20; batch++) {
+        const results = await Promise.all(
+          Array.from({ length: 50 }, (_, i) => get(`${api.url}/api/n/${batch * 50 + i}`)),
+        );
+        ok += results.filter((r) => r.status === 200).length;
+      }
+      expect(ok).toBe(1000);
+      expect(tokenRequests()).toBe(1);
+      expect(new Set(api.requests.map((r) => r.headers.authorization)).size).toBe(1);
+    }, 180_000);
+
+    it('another origin (other port) gets no token, with an absolute URL', async () => {
+      const { foreign, get, tokenRequests } = await setup();
+      const res = await get(`${foreign.url}/data`);
+      expect(res.status).toBe(200);
+      expect(foreign.requests[0]!.headers.authorization).toBeUndefined();
+      expect(tokenRequests()).toBe(0);
+    });
+
+    it('a request URL with an upper-case scheme is on the allowed origin', async () => {
+      const { api, get } = await setup();
+      const res = await get(`${api.url.replace('http:', 'HTTP:')}/api/upper-scheme`);
+      expect(res.status).toBe(200);
+      expect(bearer(api.requests.at(-1)!.headers.authorization)).toBe(true);
+    });
+
+    /** A manager against a fresh token endpoint (for clients made inside a test). */
+    async function setupManager() {
+      const auth = await genericClientCredentials(CLIENT);
+      cleanup.push(() => auth.close());
+      const manager = new Manager({ tokenUrl: auth.tokenUrl, grant: clientCredentials(CLIENT), retries: 0 });
+      cleanup.push(() => manager.close());
+      return { auth, manager };
+    }
+
+    it('an allowed origin written in upper case matches a lower-case request host', async () => {
+      const { auth, manager } = await setupManager();
+      const api = await startProtectedApi(auth.issuer);
+      cleanup.push(() => api.close());
+      const port = new URL(api.url).port;
+      const client = await binding.create(manager, { base: `HTTP://LOCALHOST:${port}/`, origins: [] });
+      cleanup.push(() => client.close?.());
+      const res = await client.request({ method: 'GET', url: `http://localhost:${port}/api/case` });
+      expect(res.status).toBe(200);
+      expect(bearer(api.requests[0]!.headers.authorization)).toBe(true);
+      // The same port on 127.0.0.1 is another origin (the host differs): no token.
+      const other = await client.request({ method: 'GET', url: `http://127.0.0.1:${port}/api/case` });
+      expect(other.status).toBe(401);
+      expect(api.requests[1]!.headers.authorization).toBeUndefined();
+    });
+
+    it('an origin written with its default port (:80) does not open other ports of the host', async () => {
+      const { auth, manager } = await setupManager();
+      const api = await startProtectedApi(auth.issuer);
+      cleanup.push(() => api.close());
+      // ':80' on an http origin is normalised away; the API's own origin (non-default port) stays allowed.
+      const client = await binding.create(manager, { base: api.url, origins: ['http://127.0.0.1:80/'] });
+      cleanup.push(() => client.close?.());
+      expect((await client.request({ method: 'GET', url: `${api.url}/api/x` })).status).toBe(200);
+      // Port 80 is not the API's port: a request to the API on another port would be another origin,
+      // and the normalised origin list must not have made every port of the host allowed.
+      const foreign = await startServer(() => ({ body: {} }));
+      cleanup.push(() => foreign.close());
+      await client.request({ method: 'GET', url: `${foreign.url}/x` });
+      expect(foreign.requests[0]!.headers.authorization).toBeUndefined();
+    });
+
+    for (const code of REDIRECTS) {
+      it(`a ${code} redirect to another origin does not carry the token`, async () => {
+        const { api, foreign, client } = await setup();
+        const res = await client.request({
+          method: code === 307 || code === 308 ? 'POST' : 'GET',
+          url: `${api.url}/redirect/${code}?to=${encodeURIComponent(`${foreign.url}/landing`)}`,
+          ...(code === 307 || code === 308 ? { body: { kind: 'string' as const, data: 'payload' } } : {}),
+        });
+        expect(res.status).toBe(200);
+        expect(bearer(api.requests[0]!.headers.authorization)).toBe(true);
+        expect(foreign.requests).toHaveLength(1);
+        expect(foreign.requests[0]!.headers.authorization).toBeUndefined();
+        if (code === 307 || code === 308) expect(foreign.requests[0]!.body).toBe('payload');
+      });
+    }
+
+    it('a redirect on the same origin keeps the token', async () => {
+      const { api, get } = await setup();
+      const res = await get(`${api.url}/redirect/302?to=/api/after`);
+      expect(res.status).toBe(200);
+      expect(bearer(api.requests[1]!.headers.authorization)).toBe(true);
+    });
+
+    it('mass revocation with 50 requests in flight: all recover, with 1 new token', async () => {
+      const { auth, api, get, tokenRequests } = await setup();
+      expect((await get(`${api.url}/api/warm`)).status).toBe(200);
+      auth.issuer.revokeAll();
+      const results = await Promise.all(Array.from({ length: 50 }, (_, i) => get(`${api.url}/api/r/${i}`)));
+      expect(results.every((r) => r.status === 200)).toBe(true);
+      expect(tokenRequests()).toBe(2);
+    });
+
+    for (const kind of ['string', 'bytes', 'form'] as const) {
+      it(`a 401 to a ${kind} body: invalidated, sent once more with the same body`, async () => {
+        const { auth, api, client, tokenRequests } = await setup();
+        await client.request({ method: 'GET', url: `${api.url}/api/warm` });
+        auth.issuer.revokeAll();
+        const data = kind === 'form' ? 'a=1&b=two' : 'the body';
+        const res = await client.request({
+          method: 'POST',
+          url: `${api.url}/api/post`,
+          body: { kind, data },
+        });
+        expect(res.status).toBe(200);
+        const posts = api.requests.filter((r) => r.path === '/api/post');
+        expect(posts).toHaveLength(2);
+        expect(posts.map((p) => p.body)).toEqual([data, data]);
+        expect(posts[0]!.headers.authorization).not.toBe(posts[1]!.headers.authorization);
+        expect(tokenRequests()).toBe(2);
+      });
+    }
+
+    it('a 401 to a stream body: invalidated, not sent again, the 401 goes to the caller', async () => {
+      const { auth, api, client, tokenRequests } = await setup();
+      await client.request({ method: 'GET', url: `${api.url}/api/warm` });
+      auth.issuer.revokeAll();
+      const res = await client.request({
+        method: 'POST',
+        url: `${api.url}/api/post`,
+        body: { kind: 'stream', data: 'streamed' },
+      });
+      expect(res.status).toBe(401);
+      const posts = api.requests.filter((r) => r.path === '/api/post');
+      expect(posts).toHaveLength(1);
+      expect(posts[0]!.body).toBe('streamed');
+      // The rejected token was dropped: the next request gets a new one.
+      expect((await client.request({ method: 'GET', url: `${api.url}/api/after` })).status).toBe(200);
+      expect(tokenRequests()).toBe(2);
+    });
+
+    it('an API that always answers 401: exactly two attempts, then the 401', async () => {
+      const { api, get, always401, tokenRequests } = await setup();
+      const res = await get(`${api.url}/always-401`);
+      expect(res.status).toBe(401);
+      expect(always401()).toBe(2);
+      expect(tokenRequests()).toBe(2);
+      const [first, second] = api.requests.filter((r) => r.path === '/always-401');
+      expect(bearer(first!.headers.authorization) && bearer(second!.headers.authorization)).toBe(true);
+      expect(first!.headers.authorization).not.toBe(second!.headers.authorization);
+    });
+
+    it('retryOn401: false: the 401 goes to the caller, nothing invalidated, no retry', async () => {
+      const { api, get, always401, tokenRequests } = await setup({ retryOn401: false });
+      expect((await get(`${api.url}/always-401`)).status).toBe(401);
+      expect(always401()).toBe(1);
+      expect((await get(`${api.url}/api/next`)).status).toBe(200);
+      expect(tokenRequests()).toBe(1);
+    });
+
+    it('a 401 from a foreign redirect target invalidates nothing and is not retried', async () => {
+      const { api, foreign, get, tokenRequests } = await setup();
+      const res = await get(`${api.url}/redirect/302?to=${encodeURIComponent(`${foreign.url}/401`)}`);
+      expect(res.status).toBe(401);
+      expect(foreign.requests).toHaveLength(1);
+      expect(foreign.requests[0]!.headers.authorization).toBeUndefined();
+      expect(api.requests).toHaveLength(1);
+      expect((await get(`${api.url}/api/next`)).status).toBe(200);
+      expect(tokenRequests()).toBe(1);
+    });
+
+    it('the token endpoint down: a KeyfobError, and no request is sent without a token', async () => {
+      const { auth, api, get } = await setup();
+      await auth.close();
+      const error = await get(`${api.url}/api/x`).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeDefined();
+      expect(isKeyfobError(keyfobErrorOf(error))).toBe(true);
+      expect(api.requests).toHaveLength(0);
+    });
+
+    it('the token endpoint answering an error: a KeyfobError with its status', async () => {
+      const { auth, api, get } = await setup();
+      auth.override = () => ({ status: 400, body: { error: 'invalid_scope' } });
+      const error = await get(`${api.url}/api/x`).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      const kf = keyfobErrorOf(error) as { status?: number; error?: string };
+      expect(isKeyfobError(kf)).toBe(true);
+      expect(kf.status).toBe(400);
+      expect(api.requests).toHaveLength(0);
+    });
+
+    it('an abort while waiting for the token rejects, and nothing is sent', async () => {
+      const { auth, api, get } = await setup();
+      let release!: () => void;
+      const held = new Promise<void>((r) => {
+        release = r;
+      });
+      auth.override = async () => {
+        await held;
+        return undefined;
+      };
+      const ac = new AbortController();
+      const pending = get(`${api.url}/api/x`, { signal: ac.signal }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      await new Promise((r) => setTimeout(r, 50));
+      ac.abort();
+      const error = await pending;
+      release();
+      expect(error).toBeDefined();
+      expect(api.requests).toHaveLength(0);
+    });
+
+    it('keyfob.skip: no token, no token request, and a caller-set Authorization goes as is', async () => {
+      const { api, get, tokenRequests } = await setup();
+      const res = await get(`${api.url}/api/skip`, {
+        keyfob: { skip: true },
+        headers: { authorization: 'Basic dXNlcjpwYXNz' },
+      });
+      expect(res.status).toBe(401);
+      expect(api.requests[0]!.headers.authorization).toBe('Basic dXNlcjpwYXNz');
+      await get(`${api.url}/api/skip2`, { keyfob: { skip: true } });
+      expect(api.requests[1]!.headers.authorization).toBeUndefined();
+      expect(tokenRequests()).toBe(0);
+    });
+
+    it('a caller-set Authorization: replaced on an allowed origin, left alone elsewhere', async () => {
+      const { api, foreign, get } = await setup();
+      const res = await get(`${api.url}/api/mine`, {
+        headers: { Authorization: 'Bearer caller-token-value' },
+      });
+      expect(res.status).toBe(200);
+      expect(bearer(api.requests[0]!.headers.authorization)).toBe(true);
+      await get(`${foreign.url}/theirs`, { headers: { Authorization: 'Bearer caller-token-value' } });
+      expect(foreign.requests[0]!.headers.authorization).toBe('Bearer caller-token-value');
+    });
+
+    it('per-request scope and subject: separate tokens; options scope/subject apply by default', async () => {
+      const { auth, api, get, tokenRequests } = await setup({ scope: 'read' });
+      await get(`${api.url}/api/a`);
+      await get(`${api.url}/api/b`, { keyfob: { scope: 'write' } });
+      await get(`${api.url}/api/c`, { keyfob: { subject: 'tenant-1' } });
+      await get(`${api.url}/api/d`, { keyfob: { subject: 'tenant-1' } });
+      await get(`${api.url}/api/e`);
+      expect(tokenRequests()).toBe(3);
+      expect(auth.tokenRequests().map((r) => r.params.scope)).toEqual(['read', 'write', 'read']);
+      const auths = api.requests.map((r) => r.headers.authorization);
+      expect(auths[0]).toBe(auths[4]);
+      expect(auths[2]).toBe(auths[3]);
+      expect(new Set(auths).size).toBe(3);
+    });
+
+    it('the subject option applies to every request unless the request names another', async () => {
+      const { api, get, tokenRequests } = await setup({ subject: 'tenant-a' });
+      await get(`${api.url}/api/a`);
+      await get(`${api.url}/api/b`, { keyfob: { subject: 'tenant-b' } });
+      await get(`${api.url}/api/c`);
+      expect(tokenRequests()).toBe(2);
+      const auths = api.requests.map((r) => r.headers.authorization);
+      expect(auths[0]).toBe(auths[2]);
+      expect(auths[0]).not.toBe(auths[1]);
+    });
+
+    it('no token in any error or response error the adapter produces', async () => {
+      const { auth, api, foreign, get, client, issuedTokens } = await setup();
+      const errors: unknown[] = [];
+      const collect = async (p: Promise<ConformanceResponse>) => {
+        try {
+          const res = await p;
+          if (res.error !== undefined) errors.push(res.error);
+        } catch (e) {
+          errors.push(e);
+        }
+      };
+      await collect(get(`${api.url}/api/warm`));
+      await collect(get(`${api.url}/always-401`));
+      await collect(get(`${api.url}/redirect/302?to=${encodeURIComponent(`${foreign.url}/401`)}`));
+      await collect(
+        client.request({ method: 'POST', url: `${api.url}/always-401`, body: { kind: 'stream', data: 'x' } }),
+      );
+      await collect(get(`${api.url}/missing-route-404`));
+      const ac = new AbortController();
+      ac.abort();
+      await collect(get(`${api.url}/api/aborted`, { signal: ac.signal }));
+      // Network error after the token was attached: the API is gone.
+      const tokens = issuedTokens();
+      await api.close();
+      await collect(get(`${api.url}/api/gone`));
+      await auth.close();
+      await collect(get(`${api.url}/api/gone`, { keyfob: { scope: 'new-scope' } }));
+      // At least: the aborted request, the network error, the token endpoint failure.
+      expect(errors.length).toBeGreaterThanOrEqual(3);
+      expect(tokens.length).toBeGreaterThanOrEqual(2);
+      for (const error of errors) expect(leakScan(error, tokens)).toEqual([]);
+    });
+  });
+}
