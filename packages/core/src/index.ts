@@ -1,3 +1,4 @@
+export type { ClientAssertionOptions } from './client-auth.js';
 export {
   type CacheLookupMessage,
   type CacheLookupResult,
@@ -14,6 +15,7 @@ export {
   type TokenScopeInfo,
   type UnauthorizedRetryMessage,
 } from './diagnostics.js';
+export type { AuthorizationServerMetadata } from './discovery.js';
 export { type EnvOptions, type EnvTokenManagerOptions, optionsFromEnv } from './env.js';
 export {
   ConfigurationError,
@@ -48,8 +50,14 @@ export {
 } from './grants/custom.js';
 export type { ClientAuthMethod, Grant, GrantContext } from './grants/grant.js';
 export { basicAuthorization } from './grants/grant.js';
+export {
+  type JwtBearerAssertionContext,
+  type JwtBearerOptions,
+  jwtBearer,
+} from './grants/jwt-bearer.js';
 export { type PasswordGrantOptions, passwordGrant } from './grants/password.js';
 export { type StaticTokenOptions, staticToken } from './grants/static-token.js';
+export { type TokenExchangeOptions, TokenType, tokenExchange } from './grants/token-exchange.js';
 export { fingerprint, REDACTED, redact, safeUrl } from './redact.js';
 export {
   isReplayableBody,

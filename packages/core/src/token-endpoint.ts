@@ -125,6 +125,10 @@ function hintFor(status: number, req: TokenRequest, oauthError: string | undefin
     return 'The authorization code is invalid, expired, already used, or redirect_uri / code_verifier do not match the authorization request.';
   if (oauthError === 'invalid_grant' && req.grantType === 'password')
     return 'The username or password is wrong, or the account is locked.';
+  if (oauthError === 'invalid_grant' && req.grantType === 'token_exchange')
+    return 'The subject (or actor) token was refused: it is expired, revoked, of another subject_token_type, or from an issuer this server does not trust for token exchange.';
+  if (oauthError === 'invalid_grant' && req.grantType === 'jwt_bearer')
+    return "The assertion was refused: check that the provider trusts its issuer and signing key, that aud is the provider's issuer or token endpoint, and that it has not expired.";
   if (oauthError === 'invalid_scope') return 'The requested scope is unknown or not allowed for this client.';
   if (oauthError === 'unsupported_grant_type')
     return `The server does not allow the ${req.grantType} grant for this client.`;

@@ -16,7 +16,10 @@ async function authServer(): Promise<RunningAuthorizationServer> {
   return server;
 }
 
-function manager(issuer: string, grant = clientCredentials({ clientId: 'service-basic', clientSecret: 'service-basic-secret' })) {
+function manager(
+  issuer: string,
+  grant = clientCredentials({ clientId: 'service-basic', clientSecret: 'service-basic-secret' }),
+) {
   const tokens = new TokenManager({ issuer, grant, retries: 0 });
   running.push(tokens);
   return tokens;
@@ -47,7 +50,9 @@ describe('discovery', () => {
       revocationEndpoint: server.revocationUrl,
     });
     expect(metadata!.tokenEndpointAuthMethods).toContain('client_secret_jwt');
-    const hello = await fetch(`${server.apiUrl}/hello`, { headers: { authorization: await tokens.getAuthorizationHeader() } });
+    const hello = await fetch(`${server.apiUrl}/hello`, {
+      headers: { authorization: await tokens.getAuthorizationHeader() },
+    });
     expect(hello.status).toBe(200);
     expect(inspect(tokens)).toContain(server.tokenUrl);
   });
@@ -69,7 +74,10 @@ describe('discovery', () => {
   it('picks client_secret_post from the metadata when clientAuth is not given', async () => {
     const server = await authServer();
     // service-post is registered for client_secret_post; the server lists basic first, so keyfob sends Basic...
-    const basicFirst = manager(server.issuer, clientCredentials({ clientId: 'service-post', clientSecret: 'service-post-secret' }));
+    const basicFirst = manager(
+      server.issuer,
+      clientCredentials({ clientId: 'service-post', clientSecret: 'service-post-secret' }),
+    );
     await expect(basicFirst.getToken()).rejects.toMatchObject({ status: 401 });
     // ...while a provider listing only client_secret_post gets the secret in the body.
     const proxy = await startServer(async (req) => {
@@ -82,11 +90,18 @@ describe('discovery', () => {
           },
         };
       }
-      const res = await fetch(server.tokenUrl, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: req.body });
+      const res = await fetch(server.tokenUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: req.body,
+      });
       return { status: res.status, body: await res.json() };
     });
     running.push(proxy);
-    const tokens = manager(proxy.origin, clientCredentials({ clientId: 'service-post', clientSecret: 'service-post-secret' }));
+    const tokens = manager(
+      proxy.origin,
+      clientCredentials({ clientId: 'service-post', clientSecret: 'service-post-secret' }),
+    );
     expect((await tokens.getToken()).scope).toBe('api:read');
     const sent = proxy.requests.find((r) => r.path === '/token')!;
     expect(sent.params.client_secret).toBe('service-post-secret');
@@ -122,7 +137,14 @@ describe('discovery', () => {
         return { body: { issuer: server.origin, token_endpoint: `${server.origin}${tokenPath}` } };
       }
       if (req.path !== '/new-token') return { status: 404, body: { error: 'not_found' } };
-      const res = await fetch(upstream.tokenUrl, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: String(req.headers.authorization) }, body: req.body });
+      const res = await fetch(upstream.tokenUrl, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          authorization: String(req.headers.authorization),
+        },
+        body: req.body,
+      });
       return { status: res.status, body: await res.json() };
     });
     running.push(server);
@@ -140,7 +162,11 @@ describe('discovery', () => {
     expect(mismatch.message).toContain(`names issuer ${server.issuer}`);
     expect(mismatch.hint).toMatch(/exact match/);
 
-    const html = await startServer(() => ({ status: 200, headers: { 'content-type': 'text/html' }, body: '<!DOCTYPE html><html>login</html>' }));
+    const html = await startServer(() => ({
+      status: 200,
+      headers: { 'content-type': 'text/html' },
+      body: '<!DOCTYPE html><html>login</html>',
+    }));
     running.push(html);
     const notJson = await failure(manager(html.origin).getToken());
     expect(notJson.message).toMatch(/HTML page that is not a JSON object/);
@@ -158,13 +184,21 @@ describe('discovery', () => {
     const unreachable = await failure(manager(`http://127.0.0.1:${port}`).getToken());
     expect(unreachable.message).toMatch(/could not reach/);
 
-    const insecure = await startServer(() => ({ body: { issuer: insecure.origin, token_endpoint: 'http://auth.example.com/token' } }));
+    const insecure = await startServer(() => ({
+      body: { issuer: insecure.origin, token_endpoint: 'http://auth.example.com/token' },
+    }));
     running.push(insecure);
     const http = await failure(manager(insecure.origin).getToken());
-    expect(http.message).toMatch(/token_endpoint http:\/\/auth\.example\.com\/token is not an acceptable https URL/);
-
-    expect(() => new TokenManager({ issuer: 'http://auth.example.com', grant: clientCredentials({ clientId: 'a', clientSecret: 'b' }) })).toThrow(
-      /not https/,
+    expect(http.message).toMatch(
+      /token_endpoint http:\/\/auth\.example\.com\/token is not an acceptable https URL/,
     );
+
+    expect(
+      () =>
+        new TokenManager({
+          issuer: 'http://auth.example.com',
+          grant: clientCredentials({ clientId: 'a', clientSecret: 'b' }),
+        }),
+    ).toThrow(/not https/);
   });
 });

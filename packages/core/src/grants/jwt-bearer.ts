@@ -1,0 +1,103 @@
+import { type ClientAssertionOptions, ClientAuth } from '../client-auth.js';
+import { ConfigurationError } from '../errors.js';
+import {
+  BasicEncoding,
+  buildRequest,
+  type ClientAuthMethod,
+  type Grant,
+  grantInspect,
+  withResource,
+} from './grant.js';
+
+const GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
+
+/** What an assertion function is told about the token being requested. */
+export interface JwtBearerAssertionContext {
+  /** `getToken({ subject })`: whose token, for managers that hold one per user. */
+  readonly subject: string | undefined;
+  readonly scope: string | undefined;
+  /** The token endpoint: the usual `aud` of the assertion. */
+  readonly tokenUrl: string;
+}
+
+export interface JwtBearerOptions extends ClientAssertionOptions {
+  /**
+   * The JWT to present (RFC 7523 2.1): a string, or a function called for every token request, which
+   * may sign a fresh one (e.g. with a workload identity key or another identity provider's token).
+   */
+  assertion: string | ((context: JwtBearerAssertionContext) => string | Promise<string>);
+  /** Client id, for servers that require client authentication with this grant (RFC 7523 3.1). Defaults to none. */
+  clientId?: string;
+  clientSecret?: string;
+  /** How the client authenticates, when `clientId` is set (see `clientCredentials`). Defaults to `'basic'` with a secret. */
+  clientAuth?: ClientAuthMethod;
+  /** Space-delimited scopes. Defaults to none. */
+  scope?: string;
+  /** `resource` (RFC 8707): the API the token is for. Part of the cache key. Defaults to none. */
+  resource?: string;
+  /** Extra parameters sent with every request; part of the cache key. */
+  extraParams?: Record<string, string>;
+}
+
+/**
+ * JWT bearer authorization grant (RFC 7523 2.1): a signed JWT stands for the subject. With a function
+ * as `assertion` and `getToken({ subject })`, one manager holds a token per subject.
+ *
+ * @see https://www.rfc-editor.org/rfc/rfc7523#section-2.1
+ */
+export function jwtBearer(options: JwtBearerOptions): Grant {
+  const { clientId, clientSecret, scope } = options;
+  const source = options.assertion;
+  if (typeof source !== 'function' && (typeof source !== 'string' || source === '')) {
+    throw new ConfigurationError(
+      'jwtBearer: assertion is required (a JWT string or a function returning one).',
+    );
+  }
+  const authenticates =
+    clientId !== undefined &&
+    (clientSecret !== undefined || options.privateKey !== undefined || options.clientAuth !== undefined);
+  const auth = authenticates
+    ? new ClientAuth('jwtBearer', clientId, clientSecret, options.clientAuth, options)
+    : undefined;
+  if (auth && !clientSecret && auth.method !== 'private_key_jwt' && auth.method !== 'tls_client_auth') {
+    throw new ConfigurationError(`jwtBearer: clientAuth '${auth.method}' needs clientSecret.`);
+  }
+  const extraParams = withResource(options.extraParams, options.resource);
+  const encoding = new BasicEncoding(undefined, 'form', clientId, clientSecret, auth?.method ?? 'body');
+  const grant: Grant = {
+    type: 'jwt_bearer',
+    clientId,
+    scope,
+    extraParams,
+    identity: auth?.method,
+    clientAuth: auth?.method,
+    usesTokenUrl: true,
+    async fetchToken(ctx) {
+      const assertion =
+        typeof source === 'function'
+          ? await source({ subject: ctx.subject, scope: ctx.scope, tokenUrl: ctx.tokenUrl })
+          : source;
+      if (typeof assertion !== 'string' || assertion === '') {
+        throw new ConfigurationError('jwtBearer: the assertion function returned no JWT.');
+      }
+      const resolved = auth?.resolve(ctx.authMethods);
+      return encoding.send(ctx.request, (basicEncoding) =>
+        buildRequest({
+          grantType: 'jwt_bearer',
+          fields: { grant_type: GRANT_TYPE, assertion, scope: ctx.scope, ...ctx.extraParams },
+          clientId,
+          clientSecret: auth ? clientSecret : undefined,
+          // Without client authentication, client_id (if any) goes in the body.
+          clientAuth: resolved?.method ?? 'body',
+          assertion: resolved?.assertion,
+          tokenUrl: ctx.tokenUrl,
+          basicEncoding,
+          extraParams,
+          secrets: [assertion],
+        }),
+      );
+    },
+  };
+  grantInspect(grant, { clientId, clientAuth: auth?.method, scope, assertion: '[REDACTED]' });
+  return grant;
+}

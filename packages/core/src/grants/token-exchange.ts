@@ -1,0 +1,154 @@
+import { type ClientAssertionOptions, ClientAuth } from '../client-auth.js';
+import { ConfigurationError } from '../errors.js';
+import { decodeJwtClaims } from '../jwt.js';
+import {
+  BasicEncoding,
+  buildRequest,
+  type ClientAuthMethod,
+  DEFAULT_CLIENT_AUTH,
+  type Grant,
+  grantInspect,
+  withResource,
+} from './grant.js';
+
+/** RFC 8693 3: token type identifiers. */
+export const TokenType = {
+  AccessToken: 'urn:ietf:params:oauth:token-type:access_token',
+  RefreshToken: 'urn:ietf:params:oauth:token-type:refresh_token',
+  IdToken: 'urn:ietf:params:oauth:token-type:id_token',
+  Jwt: 'urn:ietf:params:oauth:token-type:jwt',
+  Saml2: 'urn:ietf:params:oauth:token-type:saml2',
+} as const;
+
+const GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+
+export interface TokenExchangeOptions extends ClientAssertionOptions {
+  clientId: string;
+  /** Required unless `clientAuth` is `'private_key_jwt'` or `'tls_client_auth'`. */
+  clientSecret?: string;
+  /** How the client authenticates (see `clientCredentials`). Defaults to `'basic'`, or the provider's metadata with an `issuer`. */
+  clientAuth?: ClientAuthMethod;
+  /** How id and secret are encoded in the Basic header (see `clientCredentials`). Defaults to `'form'`. */
+  basicEncoding?: 'form' | 'raw';
+  /** `subject_token_type` of the tokens given to `getToken({ subjectToken })`. Defaults to an access token (`TokenType.AccessToken`). */
+  subjectTokenType?: string;
+  /** `audience`: the logical name of the service the new token is for. Part of the cache key. Defaults to none. */
+  audience?: string;
+  /** `resource` (RFC 8707): the URI of the API the new token is for. Part of the cache key. Defaults to none. */
+  resource?: string;
+  /** Space-delimited scopes of the new token. Defaults to none (the server decides). */
+  scope?: string;
+  /** `requested_token_type`. Defaults to none (the server issues an access token). */
+  requestedTokenType?: string;
+  /**
+   * `actor_token` (RFC 8693 1.1, delegation): the token of the party acting for the subject, a string or a
+   * function called for every request (e.g. this service's own token from another TokenManager). Defaults to none.
+   */
+  actorToken?: string | (() => string | Promise<string>);
+  /** `actor_token_type`. Defaults to an access token. */
+  actorTokenType?: string;
+  /** Extra parameters sent with every request; part of the cache key. */
+  extraParams?: Record<string, string>;
+}
+
+/** Seconds until the token's JWT `exp`, when it is a JWT with one. */
+function secondsLeft(token: string, now: number): number | undefined {
+  const exp = decodeJwtClaims(token)?.exp;
+  return typeof exp === 'number' && Number.isFinite(exp) ? exp - now / 1000 : undefined;
+}
+
+/**
+ * OAuth 2.0 Token Exchange (RFC 8693): `getToken({ subjectToken })` exchanges the given token (typically the
+ * bearer token of an incoming request) for one to call a downstream API on the subject's behalf. The result
+ * is cached under a hash of the subject token, never longer than the subject token lives (its JWT `exp`),
+ * and concurrent calls with the same subject token share one request.
+ *
+ * @see https://www.rfc-editor.org/rfc/rfc8693#section-2.1
+ */
+export function tokenExchange(options: TokenExchangeOptions): Grant {
+  const { clientId, clientSecret, scope, audience } = options;
+  if (!clientId) throw new ConfigurationError('tokenExchange: clientId is required.');
+  const auth = new ClientAuth(
+    'tokenExchange',
+    clientId,
+    clientSecret,
+    options.clientAuth,
+    options,
+    DEFAULT_CLIENT_AUTH,
+  );
+  const clientAuth = auth.method;
+  if (!clientSecret && clientAuth !== 'private_key_jwt' && clientAuth !== 'tls_client_auth') {
+    throw new ConfigurationError('tokenExchange: clientSecret is required.');
+  }
+  const subjectTokenType = options.subjectTokenType ?? TokenType.AccessToken;
+  const extraParams = withResource(
+    audience === undefined ? options.extraParams : { ...options.extraParams, audience },
+    options.resource,
+  );
+  const encoding = new BasicEncoding(options.basicEncoding, 'form', clientId, clientSecret, clientAuth);
+  const grant: Grant = {
+    type: 'token_exchange',
+    clientId,
+    scope,
+    extraParams,
+    identity: `${clientAuth} ${subjectTokenType} ${options.requestedTokenType ?? ''}`,
+    clientAuth,
+    usesTokenUrl: true,
+    async fetchToken(ctx) {
+      const subjectToken = ctx.subjectToken;
+      if (!subjectToken) {
+        throw new ConfigurationError(
+          'tokenExchange: pass the token to exchange: getToken({ subjectToken }).',
+        );
+      }
+      const actor = options.actorToken;
+      const actorToken = typeof actor === 'function' ? await actor() : actor;
+      const { method, assertion } = auth.resolve(ctx.authMethods);
+      const requestedAt = Date.now();
+      const raw = await encoding.send(ctx.request, (basicEncoding) =>
+        buildRequest({
+          grantType: 'token_exchange',
+          fields: {
+            grant_type: GRANT_TYPE,
+            subject_token: subjectToken,
+            subject_token_type: subjectTokenType,
+            actor_token: actorToken,
+            actor_token_type: actorToken ? (options.actorTokenType ?? TokenType.AccessToken) : undefined,
+            requested_token_type: options.requestedTokenType,
+            scope: ctx.scope,
+            ...ctx.extraParams,
+          },
+          clientId,
+          clientSecret,
+          clientAuth: method,
+          assertion,
+          tokenUrl: ctx.tokenUrl,
+          basicEncoding,
+          extraParams,
+          secrets: [subjectToken, actorToken],
+        }),
+      );
+      // Never cached longer than the subject token lives: a token obtained on a user's behalf must not
+      // outlast the user's own.
+      const left = secondsLeft(subjectToken, requestedAt);
+      if (left !== undefined) {
+        const given = Number(raw.expires_in);
+        const capped = Math.max(
+          1,
+          Math.floor(Number.isFinite(given) && given > 0 ? Math.min(given, left) : left),
+        );
+        return { ...raw, expires_in: capped };
+      }
+      return raw;
+    },
+  };
+  grantInspect(grant, {
+    clientId,
+    clientAuth,
+    scope,
+    audience,
+    subjectTokenType,
+    clientSecret: '[REDACTED]',
+  });
+  return grant;
+}

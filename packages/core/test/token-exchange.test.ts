@@ -1,0 +1,216 @@
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { inspect } from 'node:util';
+import { type RunningAuthorizationServer, startAuthorizationServer } from '@keyfob/authorization-server';
+import {
+  ConfigurationError,
+  clientCredentials,
+  jwtBearer,
+  TokenEndpointError,
+  TokenManager,
+  tokenExchange,
+} from '@keyfob/core';
+import { startServer } from '@keyfob/testing';
+import { afterEach, describe, expect, it } from 'vitest';
+import { signJwt } from '../src/jwt.js';
+
+const running: { close(): Promise<unknown> }[] = [];
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((s) => s.close()));
+});
+
+const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
+
+function claimsOf(jwt: string): Record<string, any> {
+  return JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString('utf8'));
+}
+
+function track<T extends { close(): Promise<unknown> }>(x: T): T {
+  running.push(x);
+  return x;
+}
+
+async function serviceToken(server: RunningAuthorizationServer): Promise<string> {
+  const tokens = track(
+    new TokenManager({
+      tokenUrl: server.tokenUrl,
+      grant: clientCredentials({ clientId: 'service-basic', clientSecret: 'service-basic-secret' }),
+    }),
+  );
+  return (await tokens.getToken({ forceRefresh: true })).accessToken;
+}
+
+async function rejection(p: Promise<unknown>): Promise<unknown> {
+  return p.then(
+    () => {
+      throw new Error('expected a rejection');
+    },
+    (e: unknown) => e,
+  );
+}
+
+describe('tokenExchange (RFC 8693)', () => {
+  it('exchanges the subject token, caches per subject token, single-flight', async () => {
+    const server = track(await startAuthorizationServer());
+    const exchange = track(
+      new TokenManager({
+        issuer: server.issuer,
+        grant: tokenExchange({
+          clientId: 'service-exchange',
+          clientSecret: 'service-exchange-secret',
+          audience: server.apiUrl,
+        }),
+      }),
+    );
+    const alice = await serviceToken(server);
+    const results = await Promise.all(
+      Array.from({ length: 5 }, () => exchange.getToken({ subjectToken: alice })),
+    );
+    expect(new Set(results.map((t) => t.accessToken)).size).toBe(1);
+    expect(server.stats.tokenRequestsByGrant[EXCHANGE]).toBe(1);
+    const claims = claimsOf(results[0]!.accessToken);
+    expect(claims).toMatchObject({ sub: 'service-basic', client_id: 'service-exchange', aud: server.apiUrl });
+    expect(claims.exp).toBeLessThanOrEqual(claimsOf(alice).exp);
+    const hello = await fetch(`${server.apiUrl}/hello`, {
+      headers: { authorization: await exchange.getAuthorizationHeader({ subjectToken: alice }) },
+    });
+    expect(hello.status).toBe(200);
+    expect(server.stats.tokenRequestsByGrant[EXCHANGE]).toBe(1);
+
+    const other = await serviceToken(server);
+    const second = await exchange.getToken({ subjectToken: other });
+    expect(second.accessToken).not.toBe(results[0]!.accessToken);
+    expect(server.stats.tokenRequestsByGrant[EXCHANGE]).toBe(2);
+  });
+
+  it('sends the actor token and the RFC 8693 fields; never caches past the subject token exp', async () => {
+    const endpoint = track(
+      await startServer(() => ({
+        body: { access_token: 'exchanged', token_type: 'Bearer', expires_in: 3600 },
+      })),
+    );
+    const exp = Math.floor(Date.now() / 1000) + 30;
+    const subject = `e30.${Buffer.from(JSON.stringify({ sub: 'alice', exp })).toString('base64url')}.sig`;
+    const tokens = track(
+      new TokenManager({
+        tokenUrl: endpoint.url,
+        grant: tokenExchange({
+          clientId: 'svc',
+          clientSecret: 'svc-secret',
+          clientAuth: 'body',
+          resource: 'https://api.example.com/',
+          scope: 'orders:read',
+          actorToken: async () => 'actor-token-value',
+        }),
+      }),
+    );
+    const token = await tokens.getToken({ subjectToken: subject });
+    expect(token.expiresAt).toBeLessThanOrEqual(exp * 1000);
+    expect(endpoint.requests[0]!.params).toMatchObject({
+      grant_type: EXCHANGE,
+      subject_token: subject,
+      subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+      actor_token: 'actor-token-value',
+      actor_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+      resource: 'https://api.example.com/',
+      scope: 'orders:read',
+      client_id: 'svc',
+    });
+  });
+
+  it('a subject token the server rejects is a TokenEndpointError that does not quote it', async () => {
+    const server = track(await startAuthorizationServer());
+    const grant = tokenExchange({ clientId: 'service-exchange', clientSecret: 'service-exchange-secret' });
+    const tokens = track(new TokenManager({ tokenUrl: server.tokenUrl, grant }));
+    const forged = `${await serviceToken(server)}x`;
+    const error = await rejection(tokens.getToken({ subjectToken: forged }));
+    expect(error).toBeInstanceOf(TokenEndpointError);
+    const err = error as TokenEndpointError;
+    expect(err).toMatchObject({ status: 400, error: 'invalid_grant' });
+    expect(err.hint).toMatch(/subject \(or actor\) token was refused/);
+    for (const text of [err.message, JSON.stringify(err), inspect(err, { depth: 5 }), inspect(grant)]) {
+      expect(text).not.toContain(forged.slice(20, 60));
+      expect(text).not.toContain('service-exchange-secret');
+    }
+    const missing = await rejection(tokens.getToken());
+    expect(missing).toBeInstanceOf(ConfigurationError);
+    expect((missing as Error).message).toMatch(/getToken\(\{ subjectToken \}\)/);
+  });
+});
+
+describe('jwtBearer (RFC 7523 2.1)', () => {
+  const idp = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+
+  async function bearerServer() {
+    return track(
+      await startAuthorizationServer({
+        assertionIssuers: [
+          { issuer: 'https://idp.example', jwks: { keys: [idp.publicKey.export({ format: 'jwk' })] } },
+        ],
+      }),
+    );
+  }
+
+  function sign(sub: string, aud: string, key = idp.privateKey): string {
+    const iat = Math.floor(Date.now() / 1000);
+    return signJwt(
+      { typ: 'JWT' },
+      { iss: 'https://idp.example', sub, aud, iat, exp: iat + 60, jti: randomUUID() },
+      key,
+      'ES256',
+    );
+  }
+
+  it('calls the assertion function for every request, per subject, with client assertion auth', async () => {
+    const server = await bearerServer();
+    const calls: (string | undefined)[] = [];
+    const tokens = track(
+      new TokenManager({
+        issuer: server.issuer,
+        grant: jwtBearer({
+          clientId: 'service-jwt',
+          clientSecret: 'service-jwt-secret-0123456789abcdef0123456789',
+          clientAuth: 'client_secret_jwt',
+          assertion: ({ subject, tokenUrl }) => {
+            calls.push(subject);
+            return sign(subject ?? 'nobody', tokenUrl);
+          },
+        }),
+      }),
+    );
+    const carol = await tokens.getToken({ subject: 'carol' });
+    const dave = await tokens.getToken({ subject: 'dave' });
+    await tokens.getToken({ subject: 'carol' });
+    await tokens.getToken({ subject: 'carol', forceRefresh: true });
+    expect(calls).toEqual(['carol', 'dave', 'carol']);
+    expect(claimsOf(carol.accessToken)).toMatchObject({ sub: 'carol', client_id: 'service-jwt' });
+    expect(claimsOf(dave.accessToken).sub).toBe('dave');
+    expect(server.stats.tokenRequestsByGrant[BEARER]).toBe(3);
+  });
+
+  it('an assertion the server rejects is a TokenEndpointError without the assertion', async () => {
+    const server = await bearerServer();
+    const stranger = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+    const forged = sign('carol', server.issuer, stranger);
+    const grant = jwtBearer({
+      clientId: 'service-exchange',
+      clientSecret: 'service-exchange-secret',
+      assertion: forged,
+    });
+    const tokens = track(new TokenManager({ tokenUrl: server.tokenUrl, grant }));
+    const err = (await rejection(tokens.getToken())) as TokenEndpointError;
+    expect(err).toBeInstanceOf(TokenEndpointError);
+    expect(err).toMatchObject({ status: 400, error: 'invalid_grant' });
+    expect(err.hint).toMatch(/assertion was refused/);
+    for (const text of [
+      err.message,
+      JSON.stringify(err),
+      inspect(err, { depth: 5 }),
+      inspect(grant),
+      JSON.stringify(grant),
+    ]) {
+      expect(text).not.toContain(forged.split('.')[2]!);
+    }
+    expect(() => jwtBearer({ assertion: '' })).toThrow(ConfigurationError);
+  });
+});
