@@ -25,6 +25,15 @@ export interface RefreshFailedEvent {
   retryAt: number;
 }
 
+/** A token could not be obtained and no valid token was left to serve: the waiting callers got `error`. */
+export interface TokenFailedEvent {
+  grantType: string;
+  subject: string | undefined;
+  scope: string | undefined;
+  /** Redacted, typed: `code`, and for the token endpoint `status` and the OAuth `error`. */
+  error: KeyfobError;
+}
+
 export interface InvalidatedEvent {
   grantType: string;
   subject: string | undefined;
@@ -39,6 +48,12 @@ export interface TokenManagerEvents {
   tokenRefreshed: TokenEvent;
   /** A background refresh failed; the still-valid token keeps being served. */
   refreshFailed: RefreshFailedEvent;
+  /**
+   * Getting a token failed with nothing valid left to serve (a wrong secret, an unreachable endpoint
+   * at startup, an expired token that could not be renewed). Once per failed request, however many
+   * callers were waiting for it.
+   */
+  tokenFailed: TokenFailedEvent;
   /** `invalidate()` dropped a token. */
   tokenInvalidated: InvalidatedEvent;
 }

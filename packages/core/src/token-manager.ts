@@ -24,7 +24,7 @@ import {
 } from './freshness.js';
 import type { GrantHost } from './grants/binding.js';
 import type { Grant, GrantContext } from './grants/grant.js';
-import { createLog, type Log } from './log.js';
+import { createLog, type Log, type LogFields } from './log.js';
 import { BoundedCache } from './lru.js';
 import { type ResolvedOptions, resolveOptions, type TokenManagerOptions } from './options.js';
 import { fingerprint, safeUrl } from './redact.js';
@@ -405,7 +405,7 @@ export class TokenManager {
   #renewalFailed(key: CacheKey, error: unknown): void {
     const entry = this.#l1.peek(key.key);
     const now = this.#now();
-    if (entry === undefined || !servableAfterFailure(entry, now)) return;
+    if (entry === undefined || !servableAfterFailure(entry, now)) return this.#tokenFailed(key, error);
     entry.failures++;
     entry.retryAt = now + renewalRetryDelay(entry.failures);
     const err =
@@ -423,7 +423,36 @@ export class TokenManager {
     this.#log(
       'warn',
       `token renewal failed (${err.code}); still serving the current token until it expires in ${Math.max(0, Math.round((entry.expiresAt - now) / 1000))}s, next attempt in ${Math.round((entry.retryAt - now) / 1000)}s: ${err.message}`,
+      { ...this.#errorFields(key, err), fingerprint: fingerprint(entry.token.accessToken) },
     );
+  }
+
+  /** Nothing valid left to serve: the callers of this acquisition get `error`. Emitted and logged once. */
+  #tokenFailed(key: CacheKey, error: unknown): void {
+    const err =
+      error instanceof KeyfobError
+        ? error
+        : new KeyfobError(String(error), { code: ErrorCode.TokenEndpoint });
+    if (this.#closed || err.code === ErrorCode.Closed || err.code === ErrorCode.Aborted) return;
+    this.#events.emit('tokenFailed', {
+      grantType: this.#grant.type,
+      subject: key.subject,
+      scope: key.scope,
+      error: err,
+    });
+    const level = err.code === ErrorCode.LoginRequired ? 'info' : 'warn';
+    this.#log(level, `getting a token failed (${err.code}): ${err.message}`, this.#errorFields(key, err));
+  }
+
+  #errorFields(key: CacheKey, err: KeyfobError): LogFields {
+    const e = err as KeyfobError & { status?: unknown; error?: unknown };
+    return {
+      code: err.code,
+      grantType: this.#grant.type,
+      ...(typeof e.status === 'number' ? { status: e.status } : {}),
+      ...(typeof e.error === 'string' ? { oauthError: e.error } : {}),
+      ...(key.subject === undefined ? {} : { subject: key.subject }),
+    };
   }
 
   async #acquire(key: CacheKey, replacing: AccessToken | undefined): Promise<Entry> {
@@ -538,6 +567,7 @@ export class TokenManager {
       'debug',
       `token ${event.fingerprint} ${previous ? 'refreshed' : 'obtained'} from ${source}${key.subject ? ` for subject ${key.subject}` : ''}` +
         `${token.expiresAt ? `, expires in ${Math.round((token.expiresAt - now) / 1000)}s` : ''}`,
+      { grantType: this.#grant.type, fingerprint: event.fingerprint },
     );
     return entry;
   }
