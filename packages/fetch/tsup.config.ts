@@ -1,1 +1,2 @@
-import { keyfobTsup } from '../../tsup.base.ts'; export default keyfobTsup();
+import { keyfobTsup } from '../../tsup.base.ts';
+export default keyfobTsup();

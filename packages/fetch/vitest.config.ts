@@ -1,1 +1,2 @@
-import { keyfobVitestConfig } from '../../vitest.shared.ts'; export default keyfobVitestConfig();
+import { keyfobVitestConfig } from '../../vitest.shared.ts';
+export default keyfobVitestConfig();

@@ -35,7 +35,9 @@ export interface FetchTokenOptions<R = FetchRequestInfo> extends Omit<RequestPol
 }
 
 /** Any fetch: the global one, undici's, or another with the same shape. */
-export type FetchLike = (input: any, init?: any) => Promise<Response>;
+export type FetchLike = (input: any, init?: any) => Promise<any>;
+/** How keyfob calls it: the responses of every fetch have what keyfob reads of a `Response`. */
+type Send = (input: unknown, init?: RequestInit) => Promise<Response>;
 
 /** 301/302/303/307/308: the redirects fetch follows. */
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
@@ -77,7 +79,7 @@ export function withTokens<F extends FetchLike>(
   }
   const policy = new RequestPolicy<FetchRequestInfo>(manager, options, { name: '@keyfob/fetch' });
   const subjectIsFunction = typeof options.subject === 'function';
-  const send = fetch as FetchLike;
+  const send = fetch as Send;
 
   const wrapped = (input: unknown, init?: RequestInit): Promise<Response> => {
     const request = isRequest(input) ? input : undefined;
@@ -143,7 +145,7 @@ class Body {
 }
 
 async function sendWithToken(
-  send: FetchLike,
+  send: Send,
   policy: RequestPolicy<FetchRequestInfo>,
   attempt: RequestAttempt,
   url: string,
