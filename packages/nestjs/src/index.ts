@@ -1,4 +1,10 @@
 export {
+  KeyfobHealthIndicator,
+  type KeyfobHealthOptions,
+  type KeyfobHealthResult,
+  type KeyfobManagerHealth,
+} from './health.js';
+export {
   KeyfobModule,
   type KeyfobModuleAsyncOptions,
   type KeyfobModuleForRootOptions,
