@@ -26,7 +26,8 @@ export class BoundedCache<V> {
   get(key: string): V | undefined {
     const slot = this.#map.get(key);
     if (slot === undefined) return undefined;
-    slot.used = true;
+    // Written only when it changes: a hit on a large cache then reads, and dirties no cache line.
+    if (!slot.used) slot.used = true;
     return slot.value;
   }
 
