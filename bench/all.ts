@@ -5,6 +5,7 @@ import { availableParallelism } from 'node:os';
 import { benchHotPath, formatHotPath } from './hot-path.ts';
 import { benchMemory, formatMemory } from './memory.ts';
 import { benchOverhead } from './overhead.ts';
+import { benchScale, formatScale } from './scale.ts';
 import { type AdapterName, coldBurst, expiryCrossing, massRevocation } from './scenarios.ts';
 
 const quick = process.argv.includes('--quick');
@@ -23,7 +24,7 @@ function section(title: string, body: string) {
   console.log(`\n${text}`);
   sections.push(text);
 }
-const step = (n: number, what: string) => console.log(`[${n}/7] ${what} ...`);
+const step = (n: number, what: string) => console.log(`[${n}/8] ${what} ...`);
 const f = (x: number, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
 
 if (want(1)) {
@@ -156,6 +157,14 @@ if (want(7)) {
   section(
     '7. Memory [bounded]',
     formatMemory(benchMemory(quick ? 200_000 : 1_000_000, quick ? 20_000 : 100_000)),
+  );
+}
+
+if (want(8)) {
+  step(8, 'scale: getToken() and invalidate() with 1, 10,000 and 1,000,000 cached subjects');
+  section(
+    '8. Scale [cost per call flat: ratios near 1]',
+    formatScale(await benchScale(quick ? { sizes: [1, 10_000, 100_000] } : {})),
   );
 }
 
