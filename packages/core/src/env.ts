@@ -9,18 +9,19 @@ export interface EnvOptions {
   prefix?: string;
 }
 
-/** What {@link optionsFromEnv} returns: client-credentials `TokenManagerOptions`. */
-export type EnvTokenManagerOptions = TokenManagerOptions & {
-  /** From `KEYFOB_ISSUER`: the authorization server's issuer identifier, for discovery. */
-  issuer?: string;
-};
+/** What {@link optionsFromEnv} returns: client-credentials `TokenManagerOptions` (`issuer` and/or `tokenUrl`, `grant`). */
+export type EnvTokenManagerOptions = TokenManagerOptions;
 
-/** The client authentication methods that need nothing but a client id and secret. */
+/**
+ * The client authentication methods that need nothing but a client id and secret (`private_key_jwt`
+ * needs a key and `tls_client_auth` a certificate-presenting fetch: build those options in code).
+ */
 const CLIENT_AUTH_FROM_ENV = [
   'basic',
   'body',
   'json',
   'basic-only',
+  'client_secret_jwt',
 ] as const satisfies readonly ClientAuthMethod[];
 
 /** RFC 6749 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ). */
@@ -50,7 +51,7 @@ function urlProblem(value: string): string | undefined {
  * | `KEYFOB_CLIENT_ID` | client id (required) |
  * | `KEYFOB_CLIENT_SECRET` | client secret (required) |
  * | `KEYFOB_SCOPE` | space-delimited scopes (optional) |
- * | `KEYFOB_CLIENT_AUTH` | `basic` (default), `body`, `json` or `basic-only` (optional) |
+ * | `KEYFOB_CLIENT_AUTH` | `basic`, `body`, `json`, `basic-only` or `client_secret_jwt` (optional; defaults to `basic`, or with an issuer to what its metadata supports) |
  * | `KEYFOB_AUDIENCE` | sent as the `audience` parameter (optional) |
  *
  * Empty values count as unset. Every missing or malformed variable is named in one

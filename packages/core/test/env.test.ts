@@ -97,7 +97,9 @@ describe('optionsFromEnv', () => {
     const e = failure(() => optionsFromEnv(env));
     expect(e.message).toContain('KEYFOB_ISSUER is not an absolute URL');
     expect(e.message).toContain('KEYFOB_TOKEN_URL contains credentials');
-    expect(e.message).toContain("KEYFOB_CLIENT_AUTH 'mtls' is not one of basic, body, json, basic-only");
+    expect(e.message).toContain(
+      "KEYFOB_CLIENT_AUTH 'mtls' is not one of basic, body, json, basic-only, client_secret_jwt",
+    );
     expect(e.message).toContain('KEYFOB_SCOPE contains characters');
     for (const text of [e.message, JSON.stringify(e), inspect(e), String(e.hint)]) {
       expect(text).not.toContain(SECRET);

@@ -1,0 +1,2 @@
+import { keyfobVitestConfig } from '../../vitest.shared.ts';
+export default keyfobVitestConfig();
