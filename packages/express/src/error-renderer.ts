@@ -14,6 +14,28 @@ export interface ErrorAnswer {
   body: Record<string, unknown>;
   /** Seconds for a `Retry-After` header (a 503 whose token endpoint asked to wait). */
   retryAfter?: number | undefined;
+  /** A `WWW-Authenticate` challenge (a 401 for a caller's token the exchange refused). */
+  challenge?: string | undefined;
+}
+
+/**
+ * The caller's own token refused by a token exchange (RFC 8693): the token endpoint answered 400
+ * `invalid_grant` to a request whose `req.keyfob` exchanges the caller's token. That is the caller's 401
+ * (RFC 6750 3.1 `invalid_token`), not a gateway failure.
+ */
+export function subjectTokenRejected(err: KeyfobError, req: Request): ErrorAnswer | undefined {
+  const e = err as TokenEndpointError;
+  if (!req.keyfob?.exchangesSubjectToken || err.code !== ErrorCode.TokenEndpoint) return undefined;
+  if (e.status !== 400 || e.error !== 'invalid_grant') return undefined;
+  return {
+    status: 401,
+    body: {
+      error: 'invalid_token',
+      code: err.code,
+      message: 'The bearer token of this request was refused (invalid, expired or revoked).',
+    },
+    challenge: 'Bearer error="invalid_token"',
+  };
 }
 
 const isCallbackError = (err: KeyfobError): err is AuthorizationCallbackError =>
@@ -132,6 +154,7 @@ export function prefersHtml(req: Request): boolean {
 export function sendAnswer(req: Request, res: Response, answer: ErrorAnswer, loginUrl?: string): void {
   res.set('Cache-Control', 'no-store');
   if (answer.retryAfter !== undefined) res.set('Retry-After', String(answer.retryAfter));
+  if (answer.challenge !== undefined) res.set('WWW-Authenticate', answer.challenge);
   if (prefersHtml(req)) {
     const message = String(answer.body.message ?? 'Request failed.');
     const hint = typeof answer.body.hint === 'string' ? `<p>${escapeHtml(answer.body.hint)}</p>` : '';
@@ -201,7 +224,7 @@ export function keyfobErrorHandler(options: KeyfobErrorHandlerOptions = {}): Err
       res.redirect(302, loginRedirectUrl(loginUrl, req));
       return;
     }
-    const answer = errorAnswer(err);
+    const answer = subjectTokenRejected(err, req) ?? errorAnswer(err);
     logAnswer(logger, err, answer.status);
     sendAnswer(req, res, answer, loginUrl);
   };

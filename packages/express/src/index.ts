@@ -4,6 +4,7 @@ export {
   authorizationCodeRouter,
   type RequireUserTokenOptions,
 } from './authorization-code-router.js';
+export { bearerToken } from './bearer-token.js';
 export {
   AUTHORIZATION_CALLBACK_ERROR,
   AuthorizationCallbackError,

@@ -1,8 +1,11 @@
 import { type AccessToken, ConfigurationError, type GetTokenOptions, type TokenManager } from '@keyfob/core';
 import type { Request } from 'express';
 
-/** Token options for a request: everything `getToken` takes except `subject`, which the request decides. */
-export type RequestTokenOptions = Omit<GetTokenOptions, 'subject'>;
+/**
+ * Token options for a request: everything `getToken` takes except `subject` and `subjectToken`, which the
+ * request decides.
+ */
+export type RequestTokenOptions = Omit<GetTokenOptions, 'subject' | 'subjectToken'>;
 
 /**
  * Who a request acts for: a user id (e.g. from your session) for per-user token sets, or `undefined`
@@ -16,6 +19,12 @@ export type SubjectResolver = (
 export interface KeyfobRequestContext {
   /** The subject this request's tokens belong to; `undefined` means the service's own token. */
   readonly subject: string | undefined;
+  /**
+   * True when this request's tokens are exchanged (RFC 8693) for a token the request carried
+   * (`tokenMiddleware(manager, { subjectToken })`): a subject token the token endpoint refuses is then the
+   * caller's fault, answered 401 by `keyfobErrorHandler()`.
+   */
+  readonly exchangesSubjectToken: boolean;
   /** A valid access token for this request's subject (cached, renewed ahead of expiry). */
   getToken(options?: RequestTokenOptions): Promise<AccessToken>;
   /** `"Bearer <token>"` for this request's subject, ready for an `Authorization` header. */
@@ -42,11 +51,15 @@ declare global {
 
 class RequestContext implements KeyfobRequestContext {
   readonly #manager: TokenManager;
+  readonly #subjectToken: string | undefined;
   readonly subject: string | undefined;
+  readonly exchangesSubjectToken: boolean;
 
-  constructor(manager: TokenManager, subject: string | undefined) {
+  constructor(manager: TokenManager, subject: string | undefined, subjectToken: string | undefined) {
     this.#manager = manager;
     this.subject = subject;
+    this.#subjectToken = subjectToken;
+    this.exchangesSubjectToken = subjectToken !== undefined;
   }
 
   getToken(options?: RequestTokenOptions): Promise<AccessToken> {
@@ -58,6 +71,8 @@ class RequestContext implements KeyfobRequestContext {
   }
 
   invalidate(token: AccessToken | string, options: Pick<GetTokenOptions, 'scope'> = {}): Promise<boolean> {
+    // An exchanged token is found by its value (its cache key holds a hash of the subject token).
+    if (this.#subjectToken !== undefined) return this.#manager.invalidate(token);
     const scope = options.scope;
     return this.#manager.invalidate(token, {
       ...(this.subject === undefined ? {} : { subject: this.subject }),
@@ -66,8 +81,12 @@ class RequestContext implements KeyfobRequestContext {
   }
 
   #options(options: RequestTokenOptions | undefined): GetTokenOptions | undefined {
-    if (this.subject === undefined) return options;
-    return { ...options, subject: this.subject };
+    if (this.subject === undefined && this.#subjectToken === undefined) return options;
+    return {
+      ...options,
+      ...(this.subject === undefined ? {} : { subject: this.subject }),
+      ...(this.#subjectToken === undefined ? {} : { subjectToken: this.#subjectToken }),
+    };
   }
 
   toJSON(): Record<string, unknown> {
@@ -79,9 +98,16 @@ class RequestContext implements KeyfobRequestContext {
   }
 }
 
-/** Builds the `req.keyfob` object for a manager and subject (used by the middlewares; handy in tests). */
-export function createRequestContext(manager: TokenManager, subject?: string): KeyfobRequestContext {
-  return new RequestContext(manager, subject);
+/**
+ * Builds the `req.keyfob` object for a manager and subject, and the token to exchange with a `tokenExchange`
+ * grant (used by the middlewares; handy in tests).
+ */
+export function createRequestContext(
+  manager: TokenManager,
+  subject?: string | undefined,
+  options: { subjectToken?: string | undefined } = {},
+): KeyfobRequestContext {
+  return new RequestContext(manager, subject, options.subjectToken);
 }
 
 /** A request that `tokenMiddleware(...)` or `requireUserToken()` ran for. */
