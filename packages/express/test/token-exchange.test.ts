@@ -81,7 +81,12 @@ describe('tokenMiddleware(exchange, { subjectToken: bearerToken }): on-behalf-of
   it('a request without a bearer token: 401 with the Bearer challenge, no exchange', async () => {
     const before = exchanges();
     const b = new Browser(app.origin);
-    for (const headers of [{}, { authorization: 'Basic dXNlcjpwYXNz' }, { authorization: 'Bearer ' }]) {
+    const variants: Record<string, string>[] = [
+      {},
+      { authorization: 'Basic dXNlcjpwYXNz' },
+      { authorization: 'Bearer ' },
+    ];
+    for (const headers of variants) {
       const r = await b.request('/orders/hello', { headers });
       expect(r.status).toBe(401);
       expect(r.headers.get('www-authenticate')).toBe('Bearer');
