@@ -72,6 +72,20 @@ function serverOf(url: string): { address: string; port: number } | undefined {
   }
 }
 
+/**
+ * A throwing diagnostics_channel subscriber surfaces as an uncaught exception: telemetry must never
+ * take the service down, so every handler swallows its own failures.
+ */
+function guard(fn: (message: unknown) => void): (message: unknown) => void {
+  return (message) => {
+    try {
+      fn(message);
+    } catch {
+      // Nothing to report to: the telemetry pipeline itself is what failed.
+    }
+  };
+}
+
 /** `error.type`: the HTTP status for an error answer (semantic conventions), else keyfob's error code. */
 function errorTypeOf(m: TokenRequestMessage): string {
   return m.status !== undefined && m.status >= 400 ? String(m.status) : (m.errorType ?? '_OTHER');
@@ -189,7 +203,7 @@ export class KeyfobInstrumentation {
     for (const [attributes, seconds] of this.#expiry.observe(Date.now())) result.observe(seconds, attributes);
   };
 
-  readonly #onRequestStart = (message: unknown): void => {
+  readonly #onRequestStart = guard((message: unknown): void => {
     const m = message as TokenRequestMessage;
     let span: Span | undefined;
     if (this.#config.spans !== false) {
@@ -210,9 +224,9 @@ export class KeyfobInstrumentation {
       span = this.#tracer.startSpan(m.method, { kind: SpanKind.CLIENT, attributes }, context.active());
     }
     this.#inflight.set(m, { startedAt: performance.now(), span });
-  };
+  });
 
-  readonly #onRequestEnd = (message: unknown): void => {
+  readonly #onRequestEnd = guard((message: unknown): void => {
     const m = message as TokenRequestMessage;
     const f = this.#inflight.get(m);
     const failed = m.outcome !== 'success';
@@ -239,23 +253,23 @@ export class KeyfobInstrumentation {
       span.setStatus({ code: SpanStatusCode.ERROR, message: m.oauthError ?? m.errorType ?? 'failed' });
     }
     span.end();
-  };
+  });
 
-  readonly #onLookup = (message: unknown): void => {
+  readonly #onLookup = guard((message: unknown): void => {
     const m = message as CacheLookupMessage;
     this.#instruments.lookups.add(1, { 'keyfob.grant_type': m.grantType, 'keyfob.cache.result': m.result });
-  };
+  });
 
-  readonly #onObtained = (message: unknown): void => {
+  readonly #onObtained = guard((message: unknown): void => {
     const m = message as TokenObtainedMessage;
     if (m.expiresAt === undefined) return;
     const attributes: Attributes = { 'keyfob.grant_type': m.grantType };
     if (m.scope) attributes['keyfob.scope'] = m.scope;
     if (this.#config.subjectAttribute && m.subject !== undefined) attributes['keyfob.subject'] = m.subject;
     this.#expiry.set(m.cacheKey, m.fingerprint, m.expiresAt, attributes);
-  };
+  });
 
-  readonly #onRefresh = (message: unknown): void => {
+  readonly #onRefresh = guard((message: unknown): void => {
     const m = message as TokenRefreshMessage;
     const attributes: Attributes = {
       'keyfob.grant_type': m.grantType,
@@ -264,18 +278,18 @@ export class KeyfobInstrumentation {
     };
     if (m.outcome === 'failure') attributes['error.type'] = m.errorType ?? '_OTHER';
     this.#instruments.refreshes.add(1, attributes);
-  };
+  });
 
-  readonly #onInvalidate = (message: unknown): void => {
+  readonly #onInvalidate = guard((message: unknown): void => {
     const m = message as TokenInvalidateMessage;
     if (!m.dropped) return;
     this.#expiry.forget(m.fingerprint);
     this.#instruments.invalidations.add(1, { 'keyfob.grant_type': m.grantType });
-  };
+  });
 
-  readonly #onStore = (message: unknown): void => {
+  readonly #onStore = guard((message: unknown): void => {
     const m = message as StoreMessage;
     if (m.event === 'failure')
       this.#instruments.storeFailures.add(1, { 'keyfob.store.operation': m.operation });
-  };
+  });
 }
