@@ -309,7 +309,7 @@ function checkTokenUrl(
   if (tokenUrl === undefined || tokenUrl === '') {
     if (grant.usesTokenUrl && issuer === undefined) {
       throw new ConfigurationError(
-        `TokenManager: tokenUrl (or issuer, for discovery) is required for the ${grant.type} grant.`,
+        `TokenManager: tokenUrl is required for the ${grant.type} grant (or issuer, to discover it).`,
       );
     }
     return '';

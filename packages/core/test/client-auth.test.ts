@@ -5,7 +5,7 @@ import {
   type RunningAuthorizationServer,
   startAuthorizationServer,
 } from '@keyfob/authorization-server';
-import { clientCredentials, TokenEndpointError, TokenManager } from '@keyfob/core';
+import { clientCredentials, passwordGrant, TokenEndpointError, TokenManager } from '@keyfob/core';
 import { startServer, type TestServer } from '@keyfob/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 
@@ -213,5 +213,37 @@ describe("clientAuth: 'private_key_jwt'", () => {
     expect(() => clientCredentials({ clientId: 'x', clientAuth: 'client_secret_jwt' })).toThrow(
       /clientSecret/,
     );
+  });
+});
+
+describe('every grant that authenticates a client', () => {
+  it('passwordGrant sends a private_key_jwt assertion and no secret', async () => {
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const endpoint = await startServer(() => ({
+      body: { access_token: 'user-token', token_type: 'Bearer', expires_in: 60 },
+    }));
+    running.push(endpoint);
+    const tokens = new TokenManager({
+      tokenUrl: endpoint.url,
+      grant: passwordGrant({
+        username: 'u',
+        password: 'p',
+        clientId: 'app',
+        clientAuth: 'private_key_jwt',
+        privateKey,
+        keyId: 'k1',
+      }),
+    });
+    running.push(tokens);
+    await tokens.getToken();
+    const sent = endpoint.requests[0]!;
+    expect(sent.headers.authorization).toBeUndefined();
+    expect(sent.params).toMatchObject({ grant_type: 'password', client_id: 'app' });
+    expect(headerOf(sent.params.client_assertion!)).toMatchObject({ alg: 'ES256', kid: 'k1' });
+    expect(claimsOf(sent.params.client_assertion!)).toMatchObject({
+      iss: 'app',
+      sub: 'app',
+      aud: endpoint.url,
+    });
   });
 });

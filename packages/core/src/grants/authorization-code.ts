@@ -1,11 +1,21 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { type ClientAssertionOptions, ClientAuth } from '../client-auth.js';
 import { ConfigurationError, LoginRequiredError } from '../errors.js';
 import { assertSecureUrl } from '../secure-url.js';
 import type { AccessToken } from '../types.js';
 import { GrantBinding, type GrantHost } from './binding.js';
-import { BasicEncoding, buildRequest, DEFAULT_CLIENT_AUTH, type Grant, grantInspect } from './grant.js';
+import {
+  BasicEncoding,
+  buildRequest,
+  type ClientAuthMethod,
+  DEFAULT_CLIENT_AUTH,
+  type Grant,
+  type GrantContext,
+  grantInspect,
+  withResource,
+} from './grant.js';
 
-export interface AuthorizationCodeOptions {
+export interface AuthorizationCodeOptions extends ClientAssertionOptions {
   clientId: string;
   /** Omit for a public client (PKCE only). */
   clientSecret?: string;
@@ -19,9 +29,10 @@ export interface AuthorizationCodeOptions {
   pkce?: boolean;
   /**
    * How client credentials are sent to the token endpoint: `'basic'` (client_secret_basic), `'body'`
-   * (client_secret_post) or `'json'` (a JSON body). Defaults to `'basic'`.
+   * (client_secret_post), `'json'` (a JSON body), or `'client_secret_jwt'`, `'private_key_jwt'`,
+   * `'tls_client_auth'` (see `clientCredentials`). Defaults to `'basic'`.
    */
-  clientAuth?: 'basic' | 'body' | 'json';
+  clientAuth?: ClientAuthMethod;
   /** Defaults to `'form'` (RFC 6749 2.3.1). */
   basicEncoding?: 'form' | 'raw';
   /**
@@ -32,6 +43,8 @@ export interface AuthorizationCodeOptions {
   revocationUrl?: string;
   /** Extra parameters sent to the token endpoint with every exchange and refresh. */
   extraParams?: Record<string, string>;
+  /** Resource indicator (RFC 8707) sent with every exchange and refresh. Part of the cache key. Defaults to none. */
+  resource?: string;
 }
 
 export interface AuthorizationUrlOptions {
@@ -85,7 +98,8 @@ const b64url = (buf: Buffer) => buf.toString('base64url');
  * `authorizationUrl()` for the login redirect and `exchange()` on the callback.
  */
 export function authorizationCode(options: AuthorizationCodeOptions): AuthorizationCodeGrant {
-  const { clientId, clientSecret, redirectUri, authorizeUrl, scope, revocationUrl, extraParams } = options;
+  const { clientId, clientSecret, redirectUri, authorizeUrl, scope, revocationUrl } = options;
+  const extraParams = withResource(options.extraParams, options.resource);
   for (const [name, value] of Object.entries({ clientId, redirectUri, authorizeUrl })) {
     if (!value) throw new ConfigurationError(`authorizationCode: ${name} is required.`);
   }
@@ -104,21 +118,29 @@ export function authorizationCode(options: AuthorizationCodeOptions): Authorizat
       throw new ConfigurationError('authorizationCode: revocationUrl is not an absolute URL.');
     }
   }
-  const clientAuth = options.clientAuth ?? DEFAULT_CLIENT_AUTH;
-  if (!['basic', 'body', 'json'].includes(clientAuth)) {
-    throw new ConfigurationError(
-      `authorizationCode: clientAuth '${clientAuth}' is not one of basic, body, json.`,
-    );
-  }
+  const auth = new ClientAuth(
+    'authorizationCode',
+    clientId,
+    clientSecret,
+    options.clientAuth,
+    options,
+    DEFAULT_CLIENT_AUTH,
+  );
+  const clientAuth = auth.method;
   const binding = new GrantBinding('authorizationCode');
   const encoding = new BasicEncoding(options.basicEncoding, 'form', clientId, clientSecret, clientAuth);
-  const common = { clientId, clientSecret, clientAuth, extraParams } as const;
+  const common = { clientId, clientSecret, extraParams } as const;
+  const authFor = (ctx: Pick<GrantContext, 'authMethods' | 'tokenUrl'>) => {
+    const { method, assertion } = auth.resolve(ctx.authMethods);
+    return { clientAuth: method, assertion, tokenUrl: ctx.tokenUrl };
+  };
 
   const grant: AuthorizationCodeGrant = {
     type: 'authorization_code',
     clientId,
     scope,
     extraParams,
+    clientAuth,
     usesTokenUrl: true,
     interactive: true,
     redirectUri,
@@ -133,6 +155,7 @@ export function authorizationCode(options: AuthorizationCodeOptions): Authorizat
       return encoding.send(ctx.request, (basicEncoding) =>
         buildRequest({
           ...common,
+          ...authFor(ctx),
           basicEncoding,
           grantType: 'refresh_token',
           fields: { grant_type: 'refresh_token', refresh_token: refreshToken },
@@ -173,6 +196,7 @@ export function authorizationCode(options: AuthorizationCodeOptions): Authorizat
       await binding.host('revoke()').post(revocationUrl, {
         ...buildRequest({
           ...common,
+          ...authFor({ authMethods: undefined, tokenUrl: revocationUrl }),
           basicEncoding: encoding.current,
           extraParams: undefined,
           grantType: 'revocation',
@@ -192,6 +216,7 @@ export function authorizationCode(options: AuthorizationCodeOptions): Authorizat
           encoding.send(ctx.request, (basicEncoding) =>
             buildRequest({
               ...common,
+              ...authFor(ctx),
               basicEncoding,
               grantType: 'authorization_code',
               fields: {
