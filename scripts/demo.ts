@@ -8,6 +8,7 @@ import { runAxiosSample } from '../apps/axios-sample/src/run.ts';
 import { startExpressSample } from '../apps/express-sample/src/app.ts';
 import { runGotSample } from '../apps/got-sample/src/run.ts';
 import { startNestSample } from '../apps/nest-sample/src/app.ts';
+import { type AdapterMetrics, DemoMetrics, formatMetrics } from './demo-metrics.ts';
 
 export interface AdapterReport {
   adapter: string;
@@ -17,6 +18,8 @@ export interface AdapterReport {
   refreshes: number;
   recovered401: number;
   notes?: string;
+  /** What keyfob's diagnostics channels saw during the run. */
+  metrics?: AdapterMetrics;
 }
 
 export interface DemoOptions {
@@ -33,6 +36,9 @@ export interface DemoOptions {
 
 const now = () => Date.now();
 
+/** Set while runDemo runs: every adapter run (one `during`) is one row of the metrics table. */
+let collecting: DemoMetrics | undefined;
+
 /** Prints a progress dot per second and revokes every token at half-time. */
 async function during<T>(
   server: RunningAuthorizationServer,
@@ -43,6 +49,7 @@ async function during<T>(
   const write = (s: string) => {
     if (!quiet) process.stdout.write(s);
   };
+  collecting?.begin();
   const ticker = setInterval(() => write('.'), 1000);
   const revoke = setTimeout(() => {
     server.revokeAll();
@@ -53,6 +60,7 @@ async function during<T>(
   } finally {
     clearInterval(ticker);
     clearTimeout(revoke);
+    collecting?.end();
     write('\n');
   }
 }
@@ -142,6 +150,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<AdapterReport[
     `each adapter: ${durationMs / 1000} s, ${ttl} s tokens (${Math.round(durationMs / 1000 / ttl)} expiries), every token revoked at half-time\n`,
   );
   const reports: AdapterReport[] = [];
+  collecting = new DemoMetrics();
   const api401 = () => server.stats.api401;
   const tokenPosts = () => server.stats.tokenRequests;
   try {
@@ -286,6 +295,13 @@ export async function runDemo(options: DemoOptions = {}): Promise<AdapterReport[
     }
   } finally {
     await server.close();
+    // One `during` per adapter, in the order the reports were pushed.
+    reports.forEach((r, i) => {
+      const m = collecting?.runs[i];
+      if (m) r.metrics = m;
+    });
+    collecting?.close();
+    collecting = undefined;
   }
   return reports;
 }
@@ -306,6 +322,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const only = process.argv.slice(2).filter((a) => !a.startsWith('-'));
   const reports = await runDemo(only.length ? { only } : {});
   console.log(`\n${formatReports(reports)}\n`);
+  console.log(`${formatMetrics(reports)}\n`);
   const failed = reports.filter((r) => r.failed > 0);
   if (failed.length) {
     console.log(`FAILED: ${failed.map((r) => `${r.adapter} (${r.failed} failed requests)`).join(', ')}`);
