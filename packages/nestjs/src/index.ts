@@ -1,4 +1,9 @@
 export {
+  type KeyfobErrorResponse,
+  KeyfobExceptionFilter,
+  keyfobErrorResponse,
+} from './exception-filter.js';
+export {
   KeyfobHealthIndicator,
   type KeyfobHealthOptions,
   type KeyfobHealthResult,
