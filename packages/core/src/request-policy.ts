@@ -1,3 +1,4 @@
+import { publishUnauthorizedRetry } from './diagnostics.js';
 import { ConfigurationError, ErrorCode, isKeyfobError, KeyfobError } from './errors.js';
 import { safeUrl } from './redact.js';
 import type { GetTokenOptions } from './types.js';
@@ -196,6 +197,8 @@ export class RequestPolicy<R = unknown> {
   /** One frozen header map per Authorization value, so attaching allocates nothing per request. */
   #lastHeader = '';
   #lastHeaders: TokenHeaders = Object.freeze({});
+  /** Header maps of the manager's promises that have settled (keyed weakly: dropped with the promise). */
+  readonly #settled = new WeakMap<Promise<string>, TokenHeaders>();
 
   constructor(
     tokens: TokenSource,
@@ -290,18 +293,41 @@ export class RequestPolicy<R = unknown> {
    */
   headers(
     attempt: RequestAttempt,
+    method: string,
+    url: string | URL,
+    signal?: AbortSignal,
+  ): Promise<TokenHeaders> {
+    const now = this.headersNow(attempt, method, url, signal);
+    return now instanceof Promise ? now : Promise.resolve(now);
+  }
+
+  /**
+   * {@link headers}, synchronously when the token is already at hand: the map itself, without a
+   * promise or a microtask, when the manager hands out the cached token whose header the policy has
+   * already seen; a promise otherwise. For clients whose hooks can send at once (undici's dispatch).
+   */
+  headersNow(
+    attempt: RequestAttempt,
     _method: string,
     _url: string | URL,
     signal?: AbortSignal,
-  ): Promise<TokenHeaders> {
+  ): TokenHeaders | Promise<TokenHeaders> {
     const options = RequestAttempt.tokenOptions(attempt, signal ?? undefined);
     const pending =
       options === undefined
         ? this.#tokens.getAuthorizationHeader()
         : this.#tokens.getAuthorizationHeader(options);
+    // The manager returns the same promise for as long as a token stays cached: a promise seen
+    // settled before stands for the same header (promises do not change value).
+    const known = this.#settled.get(pending);
+    if (known !== undefined) {
+      RequestAttempt.record(attempt, known);
+      return known;
+    }
     return pending.then(
       (header) => {
         const headers = this.#headersFor(header);
+        this.#settled.set(pending, headers);
         RequestAttempt.record(attempt, headers);
         return headers;
       },
@@ -390,6 +416,8 @@ export class RequestPolicy<R = unknown> {
           ? undefined
           : { subject: attempt.subject, scope: attempt.scope };
       await this.#tokens.invalidate(token, scoped).catch(() => false);
+      const retried = this.willRetry(attempt, body);
+      publishUnauthorizedRetry({ accessToken: token, retried, subject: attempt.subject, scope: attempt.scope });
     }
     if (!this.willRetry(attempt, body)) return false;
     attempt.retried = true;

@@ -71,8 +71,7 @@ export function tokenInterceptor(
         return true;
       }
       if (attempt === undefined) return dispatch(opts, handler);
-      new TokenHandler(dispatch, policy, attempt, opts, url, handler).send();
-      return true;
+      return new TokenHandler(dispatch, policy, attempt, opts, url, handler).send();
     };
   };
 }
@@ -137,20 +136,28 @@ class TokenHandler implements Handler {
     this.#handler = handler;
   }
 
-  send(): void {
+  /** Gets the headers (at once when the token is cached) and dispatches; returns dispatch's answer. */
+  send(): boolean {
     const signal = this.#opts.signal instanceof AbortSignal ? this.#opts.signal : undefined;
-    this.#policy.headers(this.#attempt, this.#opts.method, this.#url, signal).then(
+    const now = this.#policy.headersNow(this.#attempt, this.#opts.method, this.#url, signal);
+    if (!(now instanceof Promise)) return this.#dispatchWith(now);
+    now.then(
       (headers) => {
-        this.#retrying = undefined;
-        this.#history = undefined;
         try {
-          this.#dispatch({ ...this.#opts, headers: withHeaders(this.#opts.headers, headers) }, this);
+          this.#dispatchWith(headers);
         } catch (error) {
           fail(this.#handler, error);
         }
       },
       (error: unknown) => fail(this.#handler, error),
     );
+    return true;
+  }
+
+  #dispatchWith(headers: TokenHeaders): boolean {
+    this.#retrying = undefined;
+    this.#history = undefined;
+    return this.#dispatch({ ...this.#opts, headers: withHeaders(this.#opts.headers, headers) }, this);
   }
 
   /** Decides at the response's start: the caller's, or a 401 to swallow and retry. */
@@ -179,7 +186,13 @@ class TokenHandler implements Handler {
   #again(): void {
     const retrying = this.#retrying;
     if (retrying === undefined) return;
-    retrying.then(() => this.send());
+    retrying.then(() => {
+      try {
+        this.send();
+      } catch (error) {
+        fail(this.#handler, error);
+      }
+    });
   }
 
   // undici 7
@@ -252,10 +265,20 @@ function originOfUrl(url: string): string {
 
 /**
  * The request's headers with keyfob's set, replacing any of the same name (case-insensitive), in
- * the form undici was given: a flat `[name, value, ...]` array, an iterable of pairs, or an object.
+ * a form undici takes: keyfob's own map when there are none, a plain object for a plain object, a
+ * flat `[name, value, ...]` array for arrays and iterables.
  */
 function withHeaders(headers: unknown, add: TokenHeaders): unknown {
   if (headers === undefined || headers === null) return add;
+  if (typeof headers !== 'object') return add;
+  if (!Array.isArray(headers) && typeof (headers as Iterable<unknown>)[Symbol.iterator] !== 'function') {
+    const out: Record<string, unknown> = {};
+    for (const name of Object.keys(headers)) {
+      if (!Object.hasOwn(add, name.toLowerCase())) out[name] = (headers as Record<string, unknown>)[name];
+    }
+    for (const name in add) out[name] = add[name];
+    return out;
+  }
   const out: string[] = [];
   const push = (name: unknown, value: unknown) => {
     const n = String(name);
@@ -263,13 +286,10 @@ function withHeaders(headers: unknown, add: TokenHeaders): unknown {
     if (Array.isArray(value)) for (const v of value) out.push(n, String(v));
     else if (value !== undefined) out.push(n, String(value));
   };
-  if (Array.isArray(headers)) {
-    if (headers.length > 0 && Array.isArray(headers[0])) for (const [k, v] of headers) push(k, v);
-    else for (let i = 0; i < headers.length; i += 2) push(headers[i], headers[i + 1]);
-  } else if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === 'function') {
+  if (Array.isArray(headers) && !(headers.length > 0 && Array.isArray(headers[0]))) {
+    for (let i = 0; i < headers.length; i += 2) push(headers[i], headers[i + 1]);
+  } else {
     for (const [k, v] of headers as Iterable<[unknown, unknown]>) push(k, v);
-  } else if (typeof headers === 'object') {
-    for (const k of Object.keys(headers)) push(k, (headers as Record<string, unknown>)[k]);
   }
   for (const name in add) out.push(name, add[name]!);
   return out;

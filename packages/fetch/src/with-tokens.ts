@@ -4,6 +4,7 @@ import {
   type RequestAttempt,
   RequestPolicy,
   type RequestPolicyOptions,
+  type TokenHeaders,
   type TokenManager,
 } from '@keyfob/core';
 
@@ -155,33 +156,43 @@ async function sendWithToken(
   const signal = init?.signal ?? request?.signal ?? undefined;
   const method0 = init?.method ?? request?.method ?? 'GET';
   const mode = init?.redirect ?? request?.redirect ?? 'follow';
+  const follow = mode === 'follow';
   const body = new Body(request, init);
-  // The init for every hop: the caller's, with our headers, body, method and manual redirects.
-  const base: RequestInit = request === undefined ? { ...init } : requestInit(request, init);
-  delete base.keyfob;
+  const callerHeaders = init?.headers ?? request?.headers;
+  // The init for every hop: the caller's (without `keyfob`), with our headers, body, method and
+  // manual redirects. The common call (a URL and an init without a Request) copies nothing else.
+  let base: RequestInit | undefined;
+  if (request !== undefined) base = requestInit(request, init);
+  else if (init !== undefined) {
+    const { keyfob: _, ...rest } = init;
+    base = rest;
+  }
   for (;;) {
-    const tokenHeaders = await policy.headers(attempt, method0, url, signal);
-    const headers = new Headers(init?.headers ?? request?.headers);
-    for (const name in tokenHeaders) headers.set(name, tokenHeaders[name]!);
+    const now = policy.headersNow(attempt, method0, url, signal);
+    const tokenHeaders = now instanceof Promise ? await now : now;
+    let headers: HeadersInit = withHeaders(callerHeaders, tokenHeaders);
     let method = method0;
     let current = url;
     let withBody = body.present;
     let hops = 0;
     let response: Response;
     for (;;) {
-      const hopInit: RequestInit = {
-        ...base,
-        method,
-        headers,
-        body: withBody ? (body.take() as RequestInit['body']) : null,
-        redirect: mode === 'follow' ? 'manual' : mode,
-      };
+      const redirect = follow ? 'manual' : mode;
+      const hopInit: RequestInit =
+        base === undefined
+          ? { headers, redirect }
+          : {
+              ...base,
+              method,
+              headers,
+              body: withBody ? (body.take() as RequestInit['body']) : null,
+              redirect,
+            };
       if (withBody && request !== undefined && init?.body === undefined) {
         (hopInit as { duplex?: string }).duplex = 'half';
       }
       response = await send(current, hopInit);
-      const location =
-        mode === 'follow' && REDIRECTS.has(response.status) ? response.headers.get('location') : null;
+      const location = follow && REDIRECTS.has(response.status) ? response.headers.get('location') : null;
       if (location === null) break;
       // https://fetch.spec.whatwg.org/#http-redirect-fetch
       let next: URL;
@@ -199,6 +210,8 @@ async function sendWithToken(
           ),
         });
       }
+      const hopHeaders = headers instanceof Headers ? headers : new Headers(headers);
+      headers = hopHeaders;
       const status = response.status;
       if (
         ((status === 301 || status === 302) && method === 'POST') ||
@@ -206,7 +219,7 @@ async function sendWithToken(
       ) {
         method = 'GET';
         withBody = false;
-        for (const name of BODY_HEADERS) headers.delete(name);
+        for (const name of BODY_HEADERS) hopHeaders.delete(name);
       } else if (withBody && !policy.replayable(body.forPolicy)) {
         // A stream was consumed by the first hop: fetch cannot follow a 307/308 with it either.
         await discard(response);
@@ -215,19 +228,45 @@ async function sendWithToken(
         });
       }
       if (new URL(current).origin !== next.origin) {
-        for (const name of CROSS_ORIGIN_DROPPED) headers.delete(name);
+        for (const name of CROSS_ORIGIN_DROPPED) hopHeaders.delete(name);
       }
       const carry = policy.redirect(attempt, method, next);
-      if (carry === undefined) for (const name in tokenHeaders) headers.delete(name);
-      else for (const name in carry) headers.set(name, carry[name]!);
+      if (carry === undefined) for (const name in tokenHeaders) hopHeaders.delete(name);
+      else for (const name in carry) hopHeaders.set(name, carry[name]!);
       await discard(response);
       current = next.href;
+      base ??= {};
     }
     if (hops > 0) Object.defineProperty(response, 'redirected', { value: true });
     if (!policy.rejected(attempt, response.status, response.headers)) return response;
     if (!(await policy.retry(attempt, body.forPolicy))) return response;
     await discard(response);
   }
+}
+
+/**
+ * The caller's headers with keyfob's set, replacing any of the same name (case-insensitive). No
+ * caller headers: keyfob's own (shared, read-only) map; a plain object: a plain copy; `Headers` or
+ * pairs: a `Headers`.
+ */
+function withHeaders(caller: HeadersInit | undefined, add: TokenHeaders): HeadersInit {
+  if (caller === undefined || caller === null) return add;
+  if (
+    Array.isArray(caller) ||
+    caller instanceof Headers ||
+    typeof caller !== 'object' ||
+    Symbol.iterator in caller
+  ) {
+    const h = new Headers(caller);
+    for (const name in add) h.set(name, add[name]!);
+    return h;
+  }
+  const out: Record<string, string> = {};
+  for (const name of Object.keys(caller)) {
+    if (!Object.hasOwn(add, name.toLowerCase())) out[name] = (caller as Record<string, string>)[name]!;
+  }
+  for (const name in add) out[name] = add[name]!;
+  return out;
 }
 
 /** The init a `Request` stands for (its body is taken separately). */
