@@ -8,6 +8,7 @@ import { runAxiosSample } from '../apps/axios-sample/src/run.ts';
 import { startExpressSample } from '../apps/express-sample/src/app.ts';
 import { runGotSample } from '../apps/got-sample/src/run.ts';
 import { startNestSample } from '../apps/nest-sample/src/app.ts';
+import { clientCredentials, TokenManager, tokenExchange } from '../packages/core/src/index.ts';
 import { type AdapterMetrics, DemoMetrics, formatMetrics } from './demo-metrics.ts';
 
 export interface AdapterReport {
@@ -62,6 +63,51 @@ async function during<T>(
     clearTimeout(revoke);
     collecting?.end();
     write('\n');
+  }
+}
+
+/**
+ * Standards, once, before the adapters: a TokenManager given only the issuer (discovery) and a
+ * client_secret_jwt client (a signed assertion per request), then a token exchange (RFC 8693) of its token.
+ */
+async function showStandards(server: RunningAuthorizationServer, log: (line: string) => void): Promise<void> {
+  const service = new TokenManager({
+    issuer: server.issuer,
+    grant: clientCredentials({
+      clientId: 'service-jwt',
+      clientSecret: 'service-jwt-secret-0123456789abcdef0123456789',
+      clientAuth: 'client_secret_jwt',
+    }),
+  });
+  const onBehalf = new TokenManager({
+    issuer: server.issuer,
+    grant: tokenExchange({
+      clientId: 'service-exchange',
+      clientSecret: 'service-exchange-secret',
+      audience: server.apiUrl,
+    }),
+  });
+  try {
+    const token = await service.getToken();
+    const metadata = await service.discover();
+    const hello = await fetch(`${server.apiUrl}/hello`, {
+      headers: { authorization: await service.getAuthorizationHeader() },
+    });
+    await hello.body?.cancel();
+    const exchanged = await onBehalf.getAuthorizationHeader({ subjectToken: token.accessToken });
+    const downstream = await fetch(`${server.apiUrl}/hello`, { headers: { authorization: exchanged } });
+    const seen = (await downstream.json()) as { sub?: string; client_id?: string };
+    if (!hello.ok || !downstream.ok) {
+      throw new Error(`standards: the API answered ${hello.status} / ${downstream.status}`);
+    }
+    log(`discovery: ${server.issuer} -> token endpoint ${metadata?.tokenEndpoint}`);
+    log(`client_secret_jwt: service-jwt authenticated with a signed assertion; API answered ${hello.status}`);
+    log(
+      `token exchange: ${seen.client_id} called the API on behalf of ${seen.sub}; API answered ${downstream.status}\n`,
+    );
+  } finally {
+    await service.close();
+    await onBehalf.close();
   }
 }
 
@@ -154,6 +200,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<AdapterReport[
   const api401 = () => server.stats.api401;
   const tokenPosts = () => server.stats.tokenRequests;
   try {
+    if (want('standards')) await showStandards(server, log);
     const common = {
       TOKEN_URL: server.tokenUrl,
       API_URL: server.apiUrl,
