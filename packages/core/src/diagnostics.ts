@@ -121,12 +121,14 @@ export interface StoreMessage {
 
 /** `keyfob:unauthorized-retry`: published by the outgoing-request policy (every adapter). */
 export interface UnauthorizedRetryMessage {
-  /** Origin of the resource server that answered 401. */
-  origin: string;
+  /** Origin of the resource server that answered 401, when the caller said. */
+  origin: string | undefined;
   method: string | undefined;
-  /** Fingerprint of the token that was refused. */
+  subject: string | undefined;
+  scope: string | undefined;
+  /** Fingerprint of the token that was refused (and invalidated). */
   fingerprint: string;
-  /** True when keyfob invalidated the token and retried the request once. */
+  /** True when the request is sent once more with a new token; false when the 401 goes to the caller. */
   retried: boolean;
 }
 
@@ -295,27 +297,32 @@ export function publishStore(event: StoreMessage['event'], operation: string, re
 }
 
 /**
- * For the outgoing-request policy (and hand-written adapters): a resource server answered 401 to
- * a request that carried `accessToken`.
+ * For the outgoing-request policy (and hand-written adapters): a resource server answered 401 to a
+ * request that carried `accessToken`, which was invalidated; `retried` says whether the request goes
+ * out again.
  */
-export function publishUnauthorizedRetry(
-  url: string | URL,
-  method: string | undefined,
-  accessToken: string,
-  retried: boolean,
-): void {
+export function publishUnauthorizedRetry(info: {
+  accessToken: string;
+  retried: boolean;
+  url?: string | URL | undefined;
+  method?: string | undefined;
+  subject?: string | undefined;
+  scope?: string | undefined;
+}): void {
   if (!unauthorizedRetryChannel.hasSubscribers) return;
-  let origin: string;
+  let origin: string | undefined;
   try {
-    origin = new URL(String(url)).origin;
+    origin = info.url === undefined ? undefined : new URL(String(info.url)).origin;
   } catch {
-    origin = '';
+    origin = undefined;
   }
   unauthorizedRetryChannel.publish({
     origin,
-    method: method?.toUpperCase(),
-    fingerprint: fingerprintOf(accessToken),
-    retried,
+    method: info.method?.toUpperCase(),
+    subject: info.subject,
+    scope: info.scope,
+    fingerprint: fingerprintOf(info.accessToken),
+    retried: info.retried,
   } satisfies UnauthorizedRetryMessage);
 }
 

@@ -417,7 +417,12 @@ export class RequestPolicy<R = unknown> {
           : { subject: attempt.subject, scope: attempt.scope };
       await this.#tokens.invalidate(token, scoped).catch(() => false);
       const retried = this.willRetry(attempt, body);
-      publishUnauthorizedRetry({ accessToken: token, retried, subject: attempt.subject, scope: attempt.scope });
+      publishUnauthorizedRetry({
+        accessToken: token,
+        retried,
+        subject: attempt.subject,
+        scope: attempt.scope,
+      });
     }
     if (!this.willRetry(attempt, body)) return false;
     attempt.retried = true;

@@ -6,6 +6,7 @@ import {
   diagnostics,
   type KeyfobLogger,
   publishUnauthorizedRetry,
+  RequestPolicy,
   TokenManager,
   type TokenRequestMessage,
 } from '@keyfob/core';
@@ -113,11 +114,40 @@ describe('diagnostics channels', () => {
     const token = await m.getToken();
     expect(store[0]).toMatchObject({ event: 'failure', operation: 'get' });
     broken = false;
-    publishUnauthorizedRetry('https://api.example.com/v1/things?key=abc', 'get', token.accessToken, true);
+    publishUnauthorizedRetry({
+      url: 'https://api.example.com/v1/things?key=abc',
+      method: 'get',
+      accessToken: token.accessToken,
+      retried: true,
+    });
     expect(retries).toEqual([
-      { origin: 'https://api.example.com', method: 'GET', fingerprint: expect.any(String), retried: true },
+      {
+        origin: 'https://api.example.com',
+        method: 'GET',
+        subject: undefined,
+        scope: undefined,
+        fingerprint: expect.any(String),
+        retried: true,
+      },
     ]);
     expect(leakScan([store, retries], [SECRET, token.accessToken])).toEqual([]);
+  });
+
+  it('the outgoing-request policy (every adapter) publishes each 401 recovery once', async () => {
+    const retries = listen(DiagnosticsChannel.UnauthorizedRetry);
+    const m = manager();
+    const policy = new RequestPolicy(m, { origins: [server.origin] }, { name: 'test' });
+    const url = `${server.apiUrl}/x`;
+    const attempt = policy.start(url)!;
+    await policy.headers(attempt, 'GET', url);
+    expect(await policy.retry(attempt)).toBe(true);
+    await policy.headers(attempt, 'GET', url);
+    expect(await policy.retry(attempt)).toBe(false); // a second 401 goes to the caller
+    expect(retries).toMatchObject([
+      { retried: true, fingerprint: expect.stringMatching(/^[0-9a-f]{8}$/) },
+      { retried: false },
+    ]);
+    expect(server.issuer.tokenRequests).toBe(2);
   });
 
   it('nothing is published, and no payload built, without a subscriber', async () => {
