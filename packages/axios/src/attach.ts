@@ -193,27 +193,38 @@ function transmit(
   } catch (error) {
     throw restore(error, config, sent, headers);
   }
-  const after401 = async (response: AxiosResponse | undefined, error: unknown): Promise<AxiosResponse> => {
-    const headers = (response ?? (error as AxiosError).response)?.headers;
-    if (policy.rejected(attempt, 401, headers) && (await policy.retry(attempt, config.data))) {
-      config.keyfob = { ...config.keyfob, retried: true };
-      return send(policy, adapter, config, attempt, url);
-    }
-    if (response) return response;
-    throw error;
-  };
   return pending.then(
     (response) => {
       restore(response, config, sent, headers);
       // A 401 arrives here when the caller's `validateStatus` accepts it.
-      return response.status === 401 ? after401(response, undefined) : response;
+      if (response.status !== 401) return response;
+      return after401(policy, adapter, config, attempt, url, response, undefined);
     },
     (error: unknown) => {
       restore(error, config, sent, headers);
-      if ((error as AxiosError | undefined)?.response?.status === 401) return after401(undefined, error);
-      throw error;
+      if ((error as AxiosError | undefined)?.response?.status !== 401) throw error;
+      return after401(policy, adapter, config, attempt, url, undefined, error);
     },
   );
+}
+
+/** A 401 (as a response, or as axios' error): the policy says whether to send the request again. */
+async function after401(
+  policy: Policy,
+  adapter: AxiosAdapter,
+  config: InternalAxiosRequestConfig,
+  attempt: RequestAttempt,
+  url: string,
+  response: AxiosResponse | undefined,
+  error: unknown,
+): Promise<AxiosResponse> {
+  const headers = (response ?? (error as AxiosError).response)?.headers;
+  if (policy.rejected(attempt, 401, headers) && (await policy.retry(attempt, config.data))) {
+    config.keyfob = { ...config.keyfob, retried: true };
+    return send(policy, adapter, config, attempt, url);
+  }
+  if (response) return response;
+  throw error;
 }
 
 /** A copy of the request's headers with keyfob's set on it, replacing any of the same name. */
@@ -274,43 +285,33 @@ function restore(
     response?: { config?: unknown; request?: unknown };
   };
   if (t.config === sent) t.config = config;
-  scrubRequest(t.request, headers, 0);
+  scrubRequest(t.request, headers);
   const response = t.response;
   if (response && typeof response === 'object') {
     if (response.config === sent) response.config = config;
-    scrubRequest(response.request, headers, 0);
+    if (response.request !== t.request) scrubRequest(response.request, headers);
   }
   return target;
 }
 
 let kOutHeaders: symbol | undefined;
 
-function scrubRequest(request: unknown, headers: TokenHeaders, depth: number): void {
-  if (!request || typeof request !== 'object' || depth > 2) return;
+function scrubRequest(request: unknown, headers: TokenHeaders): void {
+  if (!request || typeof request !== 'object') return;
   const r = request as Record<string | symbol, unknown>;
-  // Node's ClientRequest: the head as sent, and the header map behind getHeader().
-  if (typeof r._header === 'string') r._header = scrubText(r._header, headers);
-  // The head waiting to be written: on the request before it has a socket, on a socket still connecting.
-  scrubChunks(r.outputData, 'data', headers);
-  const socket = r.socket as Record<string, unknown> | null | undefined;
-  if (socket && typeof socket === 'object') {
-    if (typeof socket._pendingData === 'string')
-      socket._pendingData = scrubText(socket._pendingData, headers);
-    else scrubChunks(socket._pendingData, 'chunk', headers);
+  // follow-redirects: the RedirectableRequest (its options keep the headers for the next hop) and the
+  // native request of the last hop, reachable from each other.
+  const redirectable = (r._redirectable ?? (r._options !== undefined ? r : undefined)) as
+    | Record<string, unknown>
+    | undefined;
+  if (redirectable) {
+    const options = redirectable._options as { headers?: unknown } | undefined;
+    if (options && typeof options === 'object') removeValues(options.headers, headers, REDACTED);
+    scrubNative(redirectable._currentRequest, headers);
+    if (redirectable._currentRequest !== r) scrubNative(r, headers);
+    return;
   }
-  kOutHeaders ??= Object.getOwnPropertySymbols(r).find((s) => s.description === 'kOutHeaders');
-  const out = kOutHeaders === undefined ? undefined : (r[kOutHeaders] as Record<string, unknown> | null);
-  if (out && typeof out === 'object') {
-    for (const name in headers) {
-      const entry = out[name];
-      if (Array.isArray(entry) && entry[1] === headers[name]) entry[1] = REDACTED;
-    }
-  }
-  // follow-redirects' RedirectableRequest and the native request it wraps.
-  const options = r._options as { headers?: unknown } | undefined;
-  if (options && typeof options === 'object') removeValues(options.headers, headers, REDACTED);
-  scrubRequest(r._currentRequest, headers, depth + 1);
-  scrubRequest(r._redirectable, headers, depth + 1);
+  scrubNative(r, headers);
   // A fetch Request (axios' fetch adapter).
   const fetchHeaders = r.headers as { get?: unknown; set?: unknown } | undefined;
   if (fetchHeaders && typeof fetchHeaders.get === 'function' && typeof fetchHeaders.set === 'function') {
@@ -324,6 +325,31 @@ function scrubRequest(request: unknown, headers: TokenHeaders, depth: number): v
         }
       }
     }
+  }
+}
+
+/** Node's ClientRequest: the head as sent, the header map behind getHeader(), and unsent output. */
+function scrubNative(request: unknown, headers: TokenHeaders): void {
+  if (!request || typeof request !== 'object') return;
+  const r = request as Record<string | symbol, unknown>;
+  if (typeof r._header !== 'string') return;
+  r._header = scrubText(r._header, headers);
+  kOutHeaders ??= Object.getOwnPropertySymbols(r).find((s) => s.description === 'kOutHeaders');
+  const out = kOutHeaders === undefined ? undefined : (r[kOutHeaders] as Record<string, unknown> | null);
+  if (out && typeof out === 'object') {
+    for (const name in headers) {
+      const entry = out[name];
+      if (Array.isArray(entry) && entry[1] === headers[name]) entry[1] = REDACTED;
+    }
+  }
+  // The head waiting to be written: on the request before it has a socket, on a socket still connecting.
+  const pending = r.outputData as unknown[] | undefined;
+  if (pending !== undefined && pending.length > 0) scrubChunks(pending, 'data', headers);
+  const socket = r.socket as Record<string, unknown> | null | undefined;
+  if (socket && socket._pendingData != null) {
+    if (typeof socket._pendingData === 'string')
+      socket._pendingData = scrubText(socket._pendingData, headers);
+    else scrubChunks(socket._pendingData, 'chunk', headers);
   }
 }
 

@@ -100,6 +100,18 @@ describe('no token in any error @keyfob/axios can produce', () => {
     expectNoLeak(err, issued);
   });
 
+  it("HTTP error and 401 twice through axios' fetch adapter", async () => {
+    const api = await server(routes);
+    const { http, issued } = setup(api.url);
+    const err = (await rejection(http.get('/500', { adapter: 'fetch' }))) as AxiosError;
+    expect(err.response?.status).toBe(500);
+    expect(api.requests[0]!.headers.authorization).toBe(`Bearer ${issued[0]}`);
+    expectNoLeak(err, issued);
+    const denied = (await rejection(http.get('/401', { adapter: 'fetch' }))) as AxiosError;
+    expect(denied.response?.status).toBe(401);
+    expectNoLeak(denied, issued);
+  });
+
   it('a 401 on both attempts', async () => {
     const api = await server(routes);
     const { http, issued } = setup(api.url);
