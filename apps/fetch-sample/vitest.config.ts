@@ -1,0 +1,3 @@
+import { keyfobVitestConfig } from '../../vitest.shared.ts';
+
+export default keyfobVitestConfig();
