@@ -51,18 +51,19 @@ type NativeOptions = { headers?: Record<string, unknown> } & Record<string, unkn
 const NAME = '@keyfob/got';
 /** Lives in `options.context` under a private symbol: survives got's retries and redirects (context is copied shallowly). */
 const STATE = Symbol('keyfob');
-/** Marks keyfob's request functions with the one they wrap. */
-const WRAPPED = Symbol.for('@keyfob/got.wrapped');
 
 /** One logical request: its policy and attempt. Holds no token where got or a logger can print it. */
 class RequestState {
   readonly policy: Policy;
   readonly attempt: RequestAttempt;
+  /** The caller's own `request` option, which keyfob's wraps. */
+  readonly original: RequestFunction | undefined;
   /** The headers the next hop gets, as decided by the redirect hook, or `false` before a redirect. */
   #redirectHeaders: TokenHeaders | undefined | false = false;
-  constructor(policy: Policy, attempt: RequestAttempt) {
+  constructor(policy: Policy, attempt: RequestAttempt, original: RequestFunction | undefined) {
     this.policy = policy;
     this.attempt = attempt;
+    this.original = original;
   }
   redirected(headers: TokenHeaders | undefined): void {
     this.#redirectHeaders = headers;
@@ -104,43 +105,36 @@ function urlOf(options: GotRequestOptions): URL | undefined {
   return undefined;
 }
 
-function unwrap(fn: unknown): RequestFunction | undefined {
-  let f = fn;
-  for (let i = 0; i < 8 && typeof f === 'function' && WRAPPED in f; i++) {
-    f = (f as { [WRAPPED]?: unknown })[WRAPPED];
-  }
-  return f as RequestFunction | undefined;
-}
-
 /**
- * got's `request` option for one hop: the token goes on the copy of the native request options that
- * is handed to Node, never on got's `options.headers`, which every got error (HTTPError, ParseError,
- * CancelError, TimeoutError, ...) carries as `error.options`, wherever it was built.
+ * got's `request` option for one hop: the token goes on the native request options handed to Node,
+ * never on got's `options.headers`, which every got error (HTTPError, ParseError, CancelError,
+ * TimeoutError, ...) carries as `error.options`, wherever it was built.
  */
 function requestWith(
   options: GotRequestOptions,
   original: RequestFunction | undefined,
   headers: TokenHeaders,
-) {
-  const fallback = () => options.getFallbackRequestFunction() as RequestFunction;
-  const fn = ((url: URL, native: NativeOptions, callback?: (response: unknown) => void) => {
-    const withToken = { ...native, headers: { ...native.headers, ...headers } };
+): RequestFunction {
+  const fn = (url: URL, native: NativeOptions, callback?: (response: unknown) => void) => {
+    // got builds these native options for this call only; its own `options.headers` stays as it was.
+    native.headers = { ...native.headers, ...headers };
     const call = (f: RequestFunction) =>
-      (f as unknown as (u: URL, o: unknown, c?: unknown) => unknown)(url, withToken, callback);
-    if (original === undefined) return call(fallback());
+      (f as unknown as (u: URL, o: unknown, c?: unknown) => unknown)(url, native, callback);
+    if (original === undefined) return call(options.getFallbackRequestFunction() as RequestFunction);
     // got falls back to its own request function when a custom one returns undefined: with the token.
+    const fallback = () => call(options.getFallbackRequestFunction() as RequestFunction);
     const result = call(original);
-    if (result === undefined) return call(fallback());
-    if (result instanceof Promise) return result.then((r) => (r === undefined ? call(fallback()) : r));
+    if (result === undefined) return fallback();
+    if (result instanceof Promise) return result.then((r) => (r === undefined ? fallback() : r));
     return result;
-  }) as unknown as RequestFunction;
-  (fn as unknown as { [WRAPPED]: unknown })[WRAPPED] = original;
-  return fn;
+  };
+  return fn as unknown as RequestFunction;
 }
 
-function install(options: GotRequestOptions, headers: TokenHeaders | undefined): void {
-  const original = unwrap(options.request);
-  options.request = headers === undefined ? original : requestWith(options, original, headers);
+/** Sets (or, without headers, takes back) keyfob's request function for this hop. */
+function install(options: GotRequestOptions, state: RequestState | undefined, headers?: TokenHeaders): void {
+  if (state === undefined) return;
+  options.request = headers === undefined ? state.original : requestWith(options, state.original, headers);
 }
 
 /**
@@ -210,21 +204,22 @@ function hooksFor(
     if (state !== undefined) {
       // A redirect hop: the redirect hook has decided.
       const redirect = state.takeRedirect();
-      if (redirect !== false) return install(opts, redirect);
+      if (redirect !== false) return install(opts, state, redirect);
     }
     const url = urlOf(opts);
     if (state === undefined) {
-      const attempt = url === undefined ? undefined : policyFor(opts).start(url, keyfobOf(opts), opts);
-      if (attempt === undefined) return install(opts, undefined);
-      state = new RequestState(policyFor(opts), attempt);
+      const policy = policyFor(opts);
+      const attempt = url === undefined ? undefined : policy.start(url, keyfobOf(opts), opts);
+      if (attempt === undefined) return;
+      state = new RequestState(policy, attempt, opts.request);
       (opts.context as Record<PropertyKey, unknown>)[STATE] = state;
     } else if (url === undefined || !state.policy.allows(url)) {
       // got's own retry (or keyfob's 401 retry) of a request that ended up elsewhere.
-      return install(opts, undefined);
+      return install(opts, state);
     }
     const signal = (opts as { signal?: AbortSignal }).signal ?? undefined;
     const headers = await state.policy.headers(state.attempt, opts.method, url!, signal);
-    install(opts, headers);
+    install(opts, state, headers);
   };
 
   const beforeRedirect: BeforeRedirectHook = (opts) => {
