@@ -6,6 +6,7 @@ import {
 } from '../apps/authorization-server/src/index.ts';
 import { runAxiosSample } from '../apps/axios-sample/src/run.ts';
 import { startExpressSample } from '../apps/express-sample/src/app.ts';
+import { runFetchSample } from '../apps/fetch-sample/src/run.ts';
 import { runGotSample } from '../apps/got-sample/src/run.ts';
 import { startNestSample } from '../apps/nest-sample/src/app.ts';
 import { clientCredentials, TokenManager, tokenExchange } from '../packages/core/src/index.ts';
@@ -233,6 +234,19 @@ export async function runDemo(options: DemoOptions = {}): Promise<AdapterReport[
         }),
       );
       reports.push({ ...r, adapter: 'got' });
+    }
+
+    if (want('fetch')) {
+      log('fetch  (global fetch + withTokens, client_secret_basic) ');
+      const r = await during(server, durationMs, quiet, () =>
+        runFetchSample({
+          ...common,
+          CLIENT_ID: 'service-basic',
+          CLIENT_SECRET: 'service-basic-secret',
+          CLIENT_AUTH: 'basic',
+        }),
+      );
+      reports.push({ ...r, adapter: 'fetch' });
     }
 
     if (want('nest')) {

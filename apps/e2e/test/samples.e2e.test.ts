@@ -15,7 +15,7 @@ describe('sample apps against apps/authorization-server', () => {
       log: (l) => lines.push(l),
       quiet: true,
     });
-    expect(reports.map((r) => r.adapter)).toEqual(['axios', 'got', 'nest', 'express']);
+    expect(reports.map((r) => r.adapter)).toEqual(['axios', 'got', 'fetch', 'nest', 'express']);
     for (const r of reports) {
       expect({ adapter: r.adapter, failed: r.failed, notes: r.notes }).toEqual({
         adapter: r.adapter,
