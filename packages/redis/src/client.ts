@@ -1,4 +1,4 @@
-import { ConfigurationError, ErrorCode, KeyfobError, redact } from '@keyfob/core';
+import { ConfigurationError, ErrorCode, KeyfobError, REDACTED, redact } from '@keyfob/core';
 
 /** A Redis call failed; the message names the operation and never carries a command argument. */
 export class RedisTokenStoreError extends KeyfobError {
@@ -28,8 +28,25 @@ export interface NodeRedisLikeClient {
   sendCommand(args: string[]): Promise<unknown>;
 }
 
-/** An ioredis client, a node-redis v4/v5 client, or anything shaped like one of them. */
-export type RedisClientLike = IoRedisLikeClient | NodeRedisLikeClient;
+/**
+ * The part of a node-redis v4/v5 cluster client (`createCluster()`, connected) the store uses: its
+ * `sendCommand` takes the key that routes the command to the master owning its slot.
+ */
+export interface NodeRedisClusterLikeClient {
+  readonly isOpen: boolean;
+  sendCommand(
+    firstKey: string | undefined,
+    isReadonly: boolean | undefined,
+    args: string[],
+  ): Promise<unknown>;
+  getSlotMaster(slot: number): unknown;
+}
+
+/**
+ * An ioredis client or `Cluster`, a node-redis v4/v5 client or cluster, or anything shaped like
+ * one of them.
+ */
+export type RedisClientLike = IoRedisLikeClient | NodeRedisLikeClient | NodeRedisClusterLikeClient;
 
 /** What the store needs from Redis, whichever client is behind it. */
 export interface RedisCommands {
@@ -56,12 +73,33 @@ export function isNodeRedis(client: unknown): client is NodeRedisLikeClient {
   );
 }
 
+export function isNodeRedisCluster(client: unknown): client is NodeRedisClusterLikeClient {
+  return isNodeRedis(client) && isFn(client, 'getSlotMaster');
+}
+
 /** Normalises the client, or throws a ConfigurationError saying what is missing. */
 export function commandsFor(client: unknown): RedisCommands {
   if (typeof client !== 'object' || client === null) {
     throw new ConfigurationError('RedisTokenStore: client is required (an ioredis or node-redis client).', {
       hint: "Pass { client: new Redis(...) } from 'ioredis' or { client: createClient(...) } from 'redis'.",
     });
+  }
+  if (isNodeRedisCluster(client)) {
+    // Every command has exactly one key: it routes the command to the master owning that slot.
+    const c = client;
+    return {
+      get: async (key) => text(await c.sendCommand(key, true, ['GET', key])),
+      setPx: async (key, value, ms, nx) =>
+        text(
+          await c.sendCommand(
+            key,
+            false,
+            nx ? ['SET', key, value, 'PX', String(ms), 'NX'] : ['SET', key, value, 'PX', String(ms)],
+          ),
+        ) === 'OK',
+      del: async (key) => Number(await c.sendCommand(key, false, ['DEL', key])),
+      eval1: (script, key, arg) => c.sendCommand(key, false, ['EVAL', script, '1', key, arg]),
+    };
   }
   if (isNodeRedis(client)) {
     const c = client;
@@ -105,7 +143,7 @@ export function storeError(op: string, error: unknown, args: readonly string[]):
   if (error instanceof Error || (typeof error === 'object' && error !== null)) {
     const e = error as { name?: unknown; code?: unknown; message?: unknown };
     let message = typeof e.message === 'string' ? e.message : '';
-    for (const a of args) if (a.length >= 4) message = message.split(a).join('[REDACTED]');
+    for (const a of args) if (a.length >= 4) message = message.split(a).join(REDACTED);
     message = redact(message).replace(/\s+/g, ' ').slice(0, 200);
     const name = typeof e.name === 'string' && e.name !== 'Error' ? e.name : '';
     const code = typeof e.code === 'string' && /^[A-Z0-9_]{2,40}$/.test(e.code) ? e.code : '';

@@ -1,5 +1,6 @@
 export {
   type IoRedisLikeClient,
+  type NodeRedisClusterLikeClient,
   type NodeRedisLikeClient,
   type RedisClientLike,
   RedisTokenStoreError,

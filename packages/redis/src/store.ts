@@ -16,7 +16,12 @@ export interface RedisTokenStoreOptions {
    * connected). The store never connects, quits or reconfigures it: `close()` leaves it open.
    */
   client: RedisClientLike;
-  /** Prepended to every key. Defaults to `'keyfob:'`. Token entries are `<prefix>token:<key>`, locks `<prefix>lock:<key>`. */
+  /**
+   * Prepended to every key. Defaults to `'keyfob:'`. Token entries are `<prefix>token:{<key>}`,
+   * locks `<prefix>lock:{<key>}`: the hash tag `{<key>}` puts the entry and the lock of one cache key
+   * in the same Redis Cluster slot, and spreads different keys over the masters. A prefix holding a
+   * hash tag of its own (`'{svc}:keyfob:'`) pins every key of the store to one slot.
+   */
   prefix?: string;
   /**
    * Encrypts stored token sets with AES-256-GCM: 32 bytes as a Buffer, 64 hex characters or base64.
@@ -51,6 +56,11 @@ return 0`;
  * A {@link TokenStore} on Redis: every process of a service shares one token per cache key, and the
  * lock makes one process fetch it while the others wait for it. Give it to `new TokenManager({ store })`.
  * Errors never carry a token or a command argument.
+ *
+ * Redis Cluster: every command and every Lua script touches exactly one key, and the keys of one
+ * cache key (entry and lock) share a hash slot (`{<key>}` hash tag), so no operation can fail with
+ * CROSSSLOT, now or when a script someday touches both. A master that fails makes its keys' calls
+ * fail: the TokenManager then fetches directly (and warns) until the store answers again.
  */
 export class RedisTokenStore implements TokenStore {
   readonly #redis: RedisCommands;
@@ -132,9 +142,13 @@ export class RedisTokenStore implements TokenStore {
     return Number(n) > 0;
   }
 
-  /** `SET <prefix>lock:<key> <random> NX PX ttlMs`: a lock, or `undefined` while another process holds it. */
+  /**
+   * `SET <prefix>lock:{<key>} <random> NX PX ttlMs`: a lock, or `undefined` while another process
+   * holds it. `release()` deletes it at once, only while this process still owns it (compare-and-
+   * delete), so a waiting process can take over as soon as the holder's request ends.
+   */
   async lock(key: string, ttlMs: number): Promise<TokenStoreLock | undefined> {
-    const lockKey = `${this.#prefix}lock:${key}`;
+    const lockKey = this.#redisKey('lock', key);
     const owner = randomBytes(16).toString('hex');
     const ok = await this.#run('lock', [lockKey, owner], () =>
       this.#redis.setPx(lockKey, owner, ttl(ttlMs), true),
@@ -164,9 +178,14 @@ export class RedisTokenStore implements TokenStore {
   }
 
   #tokenKey(key: string): string {
+    return this.#redisKey('token', key);
+  }
+
+  /** `<prefix><kind>:{<key>}`: the hash tag keeps one cache key's entry and lock in one cluster slot. */
+  #redisKey(kind: 'token' | 'lock', key: string): string {
     if (typeof key !== 'string' || key === '')
       throw new TypeError('RedisTokenStore: key must be a non-empty string.');
-    return `${this.#prefix}token:${key}`;
+    return `${this.#prefix}${kind}:{${key}}`;
   }
 
   async #run<T>(op: string, args: readonly string[], call: () => Promise<T>): Promise<T> {

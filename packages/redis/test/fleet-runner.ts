@@ -19,8 +19,12 @@ export interface FleetOptions {
   tokenUrl: string;
   clientId: string;
   clientSecret: string;
-  /** Omit to run without a store (every process on its own). */
+  /** Omit (and `cluster`) to run without a store (every process on its own). */
   redisPort?: number;
+  /** A Redis Cluster's master ports, and the client each member uses for it. */
+  cluster?: { ports: number[]; client: 'ioredis' | 'node-redis' };
+  /** The store's encryptionKey (base64), when encrypting. */
+  encryptionKey?: string;
   mode: 'burst' | 'loop';
   calls?: number;
   durationMs?: number;
@@ -43,6 +47,9 @@ export async function runFleet(o: FleetOptions): Promise<MemberResult[]> {
         CLIENT_ID: o.clientId,
         CLIENT_SECRET: o.clientSecret,
         REDIS_PORT: o.redisPort === undefined ? '' : String(o.redisPort),
+        REDIS_CLUSTER_PORTS: o.cluster ? o.cluster.ports.join(',') : '',
+        REDIS_CLIENT: o.cluster?.client ?? '',
+        ENCRYPTION_KEY: o.encryptionKey ?? '',
         MODE: o.mode,
         CALLS: String(o.calls ?? 200),
         DURATION_MS: String(o.durationMs ?? 6_000),

@@ -1,6 +1,9 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Whether a `redis-server` binary is on PATH. */
@@ -110,4 +113,129 @@ export async function startRedisServer(): Promise<RedisServer> {
     },
     stop: kill,
   };
+}
+
+export interface RedisClusterNode {
+  port: number;
+  /** SIGKILLs this master (its slots become unreachable; the cluster goes to `fail` state). */
+  kill(): Promise<void>;
+}
+
+export interface RedisCluster {
+  /** The masters, each owning a third of the 16,384 slots. */
+  nodes: RedisClusterNode[];
+  /** `{ host, port }` of every master, for ioredis `new Cluster(...)` / node-redis `createCluster(...)`. */
+  rootNodes: { host: string; port: number }[];
+  stop(): Promise<void>;
+}
+
+/** Runs `redis-cli` against one node; resolves its stdout. */
+function redisCli(args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = spawn('redis-cli', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    c.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    c.stderr!.on('data', (d: Buffer) => {
+      err += d.toString();
+    });
+    c.once('error', reject);
+    c.once('exit', (code) =>
+      code === 0 ? resolve(out) : reject(new Error(`redis-cli ${args.join(' ')}: ${code} ${err}`)),
+    );
+  });
+}
+
+/**
+ * A real Redis Cluster of `masters` Debian `redis-server` processes on loopback ports (no
+ * replicas), created with `redis-cli --cluster create`; resolves once every node reports
+ * `cluster_state:ok`. Nothing is persisted; the node configs live in a temporary directory.
+ */
+export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
+  const dir = await mkdtemp(join(tmpdir(), 'keyfob-redis-cluster-'));
+  const nodes: RedisClusterNode[] = [];
+  const stop = async () => {
+    await Promise.all(nodes.map((n) => n.kill()));
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    for (let i = 0; i < masters; i++) {
+      const port = await freePort();
+      // The bus port defaults to port + 10000, which may be out of range or taken: pick one.
+      const busPort = await freePort();
+      const c = spawn(
+        'redis-server',
+        [
+          '--port',
+          String(port),
+          '--cluster-port',
+          String(busPort),
+          '--bind',
+          '127.0.0.1',
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          join(dir, `nodes-${port}.conf`),
+          '--cluster-node-timeout',
+          '1000',
+          '--cluster-announce-ip',
+          '127.0.0.1',
+          '--dir',
+          dir,
+          '--save',
+          '',
+          '--appendonly',
+          'no',
+        ],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      const kill = async () => {
+        if (c.exitCode !== null || c.signalCode !== null) return;
+        const exited = once(c, 'exit');
+        c.kill('SIGKILL');
+        await exited;
+      };
+      nodes.push({ port, kill });
+      let ok = false;
+      for (let t = 0; t < 100 && !ok && c.exitCode === null; t++) {
+        ok = await ping(port);
+        if (!ok) await sleep(50);
+      }
+      if (!ok) throw new Error(`cluster node on port ${port} did not answer PING`);
+    }
+    await redisCli([
+      '--cluster',
+      'create',
+      ...nodes.map((n) => `127.0.0.1:${n.port}`),
+      '--cluster-replicas',
+      '0',
+      '--cluster-yes',
+    ]);
+    for (let t = 0; t < 200; t++) {
+      const states = await Promise.all(
+        nodes.map((n) => redisCli(['-p', String(n.port), 'cluster', 'info']).catch(() => '')),
+      );
+      if (states.every((s) => s.includes('cluster_state:ok'))) {
+        return { nodes, rootNodes: nodes.map((n) => ({ host: '127.0.0.1', port: n.port })), stop };
+      }
+      await sleep(50);
+    }
+    throw new Error('the Redis Cluster did not reach cluster_state:ok');
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+/** The slot of a key, as the cluster computes it (`CLUSTER KEYSLOT`). */
+export async function keySlot(port: number, key: string): Promise<number> {
+  return Number((await redisCli(['-p', String(port), 'cluster', 'keyslot', key])).trim());
+}
+
+/** `ok` or `fail`, as one node sees the cluster (`CLUSTER INFO`). */
+export async function clusterState(port: number): Promise<string> {
+  const info = await redisCli(['-p', String(port), 'cluster', 'info']).catch(() => '');
+  return /cluster_state:(\w+)/.exec(info)?.[1] ?? 'unknown';
 }

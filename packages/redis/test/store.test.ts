@@ -104,12 +104,12 @@ describe.skipIf(skipRedis)('RedisTokenStore on a real redis-server', () => {
     const t = token('at_roundtrip_value', { refreshToken: 'rt_value', scope: 'a b' });
     await store.set('client_credentials:abc', t, 60_000);
     expect(await store.get('client_credentials:abc')).toEqual(t);
-    const pttl = await redis.pttl('rt:token:client_credentials:abc');
+    const pttl = await redis.pttl('rt:token:{client_credentials:abc}');
     expect(pttl).toBeGreaterThan(50_000);
     expect(pttl).toBeLessThanOrEqual(60_000);
     expect(await store.get('client_credentials:other')).toBeUndefined();
     await store.set('short', t, 1);
-    for (let i = 0; i < 50 && (await redis.exists('rt:token:short')); i++)
+    for (let i = 0; i < 50 && (await redis.exists('rt:token:{short}')); i++)
       await new Promise((r) => setTimeout(r, 10));
     expect(await store.get('short')).toBeUndefined();
   });
@@ -149,10 +149,10 @@ describe.skipIf(skipRedis)('RedisTokenStore on a real redis-server', () => {
     }
     expect(b).toBeDefined();
     await shortA!.release();
-    expect(await redis.exists('lk:lock:key3')).toBe(1);
+    expect(await redis.exists('lk:lock:{key3}')).toBe(1);
     expect(await storeA.lock('key3', 10_000)).toBeUndefined();
     await b!.release();
-    expect(await redis.exists('lk:lock:key3')).toBe(0);
+    expect(await redis.exists('lk:lock:{key3}')).toBe(0);
 
     await a!.release();
     await a!.release(); // idempotent
@@ -166,7 +166,7 @@ describe.skipIf(skipRedis)('RedisTokenStore on a real redis-server', () => {
     const store = newStore({ prefix: 'enc:', encryptionKey: key });
     const t = token('at_SECRET_ACCESS_VALUE_123', { refreshToken: 'rt_SECRET_REFRESH_VALUE_456' });
     await store.set('per-user:k', t, 60_000);
-    const raw = await redis.get('enc:token:per-user:k');
+    const raw = await redis.get('enc:token:{per-user:k}');
     expect(raw).toBeTypeOf('string');
     expect(raw).not.toContain('SECRET');
     expect(raw).not.toContain('access_token');
@@ -175,7 +175,7 @@ describe.skipIf(skipRedis)('RedisTokenStore on a real redis-server', () => {
 
     // Two writes of the same token differ (random IV).
     await store.set('per-user:k2', t, 60_000);
-    expect(JSON.parse((await redis.get('enc:token:per-user:k2'))!).data).not.toBe(JSON.parse(raw!).data);
+    expect(JSON.parse((await redis.get('enc:token:{per-user:k2}'))!).data).not.toBe(JSON.parse(raw!).data);
 
     const warnings: string[] = [];
     const wrong = new RedisTokenStore({
@@ -189,7 +189,7 @@ describe.skipIf(skipRedis)('RedisTokenStore on a real redis-server', () => {
     const plain = newStore({ prefix: 'enc:' });
     expect(await plain.get('per-user:k')).toBeUndefined();
     // An entry moved to another key does not decrypt there (bound to its key).
-    await redis.set('enc:token:moved', raw!);
+    await redis.set('enc:token:{moved}', raw!);
     expect(await store.get('moved')).toBeUndefined();
     // A plain-text entry is not trusted by an encrypting store.
     await plain.set('plain', token('at_plain'), 60_000);
@@ -197,7 +197,7 @@ describe.skipIf(skipRedis)('RedisTokenStore on a real redis-server', () => {
 
     expect(await store.delete('per-user:k', 'at_other')).toBe(false);
     expect(await store.delete('per-user:k', 'at_SECRET_ACCESS_VALUE_123')).toBe(true);
-    expect(await redis.exists('enc:token:per-user:k')).toBe(0);
+    expect(await redis.exists('enc:token:{per-user:k}')).toBe(0);
   });
 
   it('a restarted process (new TokenManager, same store) reuses the stored token: 0 new requests', async () => {
@@ -312,7 +312,7 @@ describe.skipIf(skipRedis)('RedisTokenStore on a real redis-server', () => {
     expect(await ioStore.lock('k', 10_000)).toBeUndefined();
     expect(await store.lock('k', 10_000)).toBeUndefined();
     await lock!.release();
-    expect(await redis.exists('nr:lock:k')).toBe(0);
+    expect(await redis.exists('nr:lock:{k}')).toBe(0);
 
     const api = await genericClientCredentials({ clientId: 'svc', clientSecret: 'pw-nr' });
     cleanup.push(() => api.close());
@@ -361,6 +361,6 @@ describe.skipIf(skipRedis)('the README wrapper for other clients', () => {
     expect(lock).toBeDefined();
     expect(await store.lock('k', 10_000)).toBeUndefined();
     await lock!.release();
-    expect(await nr.exists('w:lock:k')).toBe(0);
+    expect(await nr.exists('w:lock:{k}')).toBe(0);
   });
 });
