@@ -65,7 +65,16 @@ function write(blocks: ExampleBlock[]): Written[] {
     writeFileSync(join(d, 'package.json'), '{ "type": "module", "private": true }\n');
     writeFileSync(
       join(d, 'tsconfig.json'),
-      `${JSON.stringify({ compilerOptions: { experimentalDecorators: true, emitDecoratorMetadata: true, paths: compilerOptions.paths } }, null, 2)}\n`,
+      // For tsx: decorators in the examples and in the workspace sources they import (tsx applies a tsconfig
+      // only to the files it includes).
+      `${JSON.stringify(
+        {
+          compilerOptions: { experimentalDecorators: true, paths: compilerOptions.paths },
+          include: ['./**/*', join(root, 'packages/**/*'), join(root, 'apps/**/*')],
+        },
+        null,
+        2,
+      )}\n`,
     );
   }
   return blocks.map((b) => {
