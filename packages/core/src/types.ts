@@ -43,18 +43,18 @@ export interface Clock {
 
 export interface GetTokenOptions {
   /** Whose token: a user id for per-user token sets (authorization code, AIRisk `userid`). Defaults to the service itself. */
-  subject?: string;
+  subject?: string | undefined;
   /** Scope to request instead of the grant's. Part of the cache key. */
-  scope?: string;
+  scope?: string | undefined;
   /** Extra token request parameters (audience, resource, ...). Part of the cache key. */
-  extraParams?: Readonly<Record<string, string>>;
+  extraParams?: Readonly<Record<string, string>> | undefined;
   /**
    * The token to exchange, for the `tokenExchange` grant (RFC 8693): typically the bearer token of the
    * incoming request. The result is cached under a hash of it, never longer than it lives.
    */
-  subjectToken?: string;
+  subjectToken?: string | undefined;
   /** Skip the cache and get a new token (the cached one is replaced, single-flight still applies). */
-  forceRefresh?: boolean;
+  forceRefresh?: boolean | undefined;
   /** Abort waiting; the shared request continues for other callers. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }

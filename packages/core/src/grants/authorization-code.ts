@@ -18,41 +18,41 @@ import {
 export interface AuthorizationCodeOptions extends ClientAssertionOptions {
   clientId: string;
   /** Omit for a public client (PKCE only). */
-  clientSecret?: string;
+  clientSecret?: string | undefined;
   /** Must match the one registered with the provider and the one used in the authorization request. */
   redirectUri: string;
   /** The provider's authorization endpoint. */
   authorizeUrl: string;
   /** Default scope of the authorization request. */
-  scope?: string;
+  scope?: string | undefined;
   /** PKCE S256 (RFC 7636). Defaults to `true`; turn off only for providers that reject `code_challenge`. */
-  pkce?: boolean;
+  pkce?: boolean | undefined;
   /**
    * How client credentials are sent to the token endpoint: `'basic'` (client_secret_basic), `'body'`
    * (client_secret_post), `'json'` (a JSON body), or `'client_secret_jwt'`, `'private_key_jwt'`,
    * `'tls_client_auth'` (see `clientCredentials`). Defaults to `'basic'`.
    */
-  clientAuth?: ClientAuthMethod;
+  clientAuth?: ClientAuthMethod | undefined;
   /** Defaults to `'form'` (RFC 6749 2.3.1). */
-  basicEncoding?: 'form' | 'raw';
+  basicEncoding?: 'form' | 'raw' | undefined;
   /**
    * Token revocation endpoint (RFC 7009); when set, `deleteToken({ subject, revoke: true })` revokes.
    * It receives the client secret and tokens, so it must be https unless loopback or the manager's
    * `allowInsecureHttp`. Defaults to none.
    */
-  revocationUrl?: string;
+  revocationUrl?: string | undefined;
   /** Extra parameters sent to the token endpoint with every exchange and refresh. */
-  extraParams?: Record<string, string>;
+  extraParams?: Record<string, string> | undefined;
   /** Resource indicator (RFC 8707) sent with every exchange and refresh. Part of the cache key. Defaults to none. */
-  resource?: string;
+  resource?: string | undefined;
 }
 
 export interface AuthorizationUrlOptions {
   /** Defaults to 32 random bytes, base64url. */
-  state?: string;
-  scope?: string;
+  state?: string | undefined;
+  scope?: string | undefined;
   /** Extra authorization request parameters: `userid` (AIRisk), `login_hint`, `prompt`, `audience`... */
-  extraParams?: Record<string, string>;
+  extraParams?: Record<string, string> | undefined;
 }
 
 export interface AuthorizationRequest {
@@ -69,14 +69,14 @@ export interface ExchangeOptions {
    * Whose token set this is: the user id you will pass to `getToken({ subject })`. A function derives
    * it from the new token (e.g. the `sub` of an ID token or JWT access token) when nobody is signed in yet.
    */
-  subject?: string | ((token: AccessToken) => string);
+  subject?: string | ((token: AccessToken) => string) | undefined;
   /** The PKCE verifier `authorizationUrl()` returned for this login. Required when PKCE was used. */
-  codeVerifier?: string;
+  codeVerifier?: string | undefined;
   /** Extra token request parameters, e.g. `{ userid: 'user_42' }` for AIRisk user-specific tokens. */
-  extraParams?: Record<string, string>;
+  extraParams?: Record<string, string> | undefined;
   /** Scope the set is cached under (pass the same to `getToken`). */
-  scope?: string;
-  signal?: AbortSignal;
+  scope?: string | undefined;
+  signal?: AbortSignal | undefined;
 }
 
 export interface AuthorizationCodeGrant extends Grant {
