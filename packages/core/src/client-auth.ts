@@ -45,19 +45,19 @@ export interface ClientAssertionOptions {
    * (RSA, EC P-256 / P-384, Ed25519). Register its public half with the provider. Required for
    * `clientAuth: 'private_key_jwt'`.
    */
-  privateKey?: PrivateKeyInput;
+  privateKey?: PrivateKeyInput | undefined;
   /** `kid` header of `private_key_jwt` assertions, for providers that hold several keys per client. Defaults to none. */
-  keyId?: string;
+  keyId?: string | undefined;
   /**
    * Signature algorithm of `private_key_jwt` assertions; must fit the key. Defaults to the key's:
    * `RS256` for RSA, `ES256` for P-256, `ES384` for P-384, `EdDSA` for Ed25519.
    */
-  algorithm?: 'RS256' | 'PS256' | 'ES256' | 'ES384' | 'EdDSA';
+  algorithm?: 'RS256' | 'PS256' | 'ES256' | 'ES384' | 'EdDSA' | undefined;
   /**
    * `aud` of client assertions. Defaults to the token endpoint URL (RFC 7523 3); some providers want their
    * issuer identifier instead.
    */
-  assertionAudience?: string;
+  assertionAudience?: string | undefined;
 }
 
 /** `client_assertion_type` of RFC 7523 2.2. */

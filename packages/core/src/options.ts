@@ -7,72 +7,72 @@ import type { Clock, KeyfobLogger } from './types.js';
 
 export interface TokenManagerOptions {
   /** The token endpoint. Required for grants that POST to one, unless `issuer` is set. Must be https unless loopback or `allowInsecureHttp`. */
-  tokenUrl?: string;
+  tokenUrl?: string | undefined;
   /**
    * The authorization server's issuer identifier: keyfob reads its metadata (OpenID Connect Discovery,
    * RFC 8414) on first use and takes the token, authorization and revocation endpoints and the client
    * authentication methods from it. Must match the document's `issuer` exactly. `tokenUrl`, when set too,
    * wins over the discovered endpoint. Defaults to none.
    */
-  issuer?: string;
+  issuer?: string | undefined;
   /**
    * The client presents a TLS certificate (RFC 8705) through `fetch`: use the provider's
    * `mtls_endpoint_aliases` from discovery. Defaults to `true` when the grant's clientAuth is
    * `'tls_client_auth'`, else `false`.
    */
-  mtls?: boolean;
+  mtls?: boolean | undefined;
   /** How tokens are obtained: `clientCredentials(...)`, `passwordGrant(...)`, `authorizationCode(...)`, `staticToken(...)`, `customGrant(...)`. */
   grant: Grant;
   /**
    * Shared store (e.g. `RedisTokenStore`) behind the in-process cache. Defaults to none: tokens live in
    * this process's bounded cache only.
    */
-  store?: TokenStore;
+  store?: TokenStore | undefined;
   /** Start renewing in the background this long before expiry (capped at a fifth of the lifetime). Defaults to `60_000`. */
-  refreshMarginMs?: number;
+  refreshMarginMs?: number | undefined;
   /**
    * Inside this last stretch before expiry (capped at a tenth of the lifetime), callers wait for a
    * renewal that is working instead of taking the old token. While renewals fail, the token is still
    * served until it actually expires. Defaults to `5_000`.
    */
-  expiryBufferMs?: number;
+  expiryBufferMs?: number | undefined;
   /** Lifetime assumed when a response has no `expires_in`, `expiration` or JWT `exp`. Defaults to `300_000`. */
-  defaultLifetimeMs?: number;
+  defaultLifetimeMs?: number | undefined;
   /** Longest lifetime believed (a "never expires" answer is renewed after this). Defaults to 366 days. */
-  maxLifetimeMs?: number;
+  maxLifetimeMs?: number | undefined;
   /** Refresh token sets (per-user) are kept this long in a store when the server does not say. Defaults to 30 days. */
-  refreshTokenLifetimeMs?: number;
+  refreshTokenLifetimeMs?: number | undefined;
   /** Token endpoint timeout per attempt, at most 2^31-1. Defaults to `10_000`. */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /** Retries on network errors, timeouts, 5xx and 429, for requests that are safe to repeat. Defaults to `2`. */
-  retries?: number;
+  retries?: number | undefined;
   /** First retry delay (exponential backoff, jitter). Defaults to `200`. */
-  retryBaseDelayMs?: number;
+  retryBaseDelayMs?: number | undefined;
   /** Longest Retry-After honoured; longer fails at once. Defaults to `30_000`. */
-  maxRetryAfterMs?: number;
+  maxRetryAfterMs?: number | undefined;
   /** Largest token response read. Defaults to `65_536` bytes. */
-  maxResponseBytes?: number;
+  maxResponseBytes?: number | undefined;
   /** Tokens kept in process (approximate LRU). Defaults to `10_000`. */
-  maxEntries?: number;
+  maxEntries?: number | undefined;
   /** Allow plain http to a non-loopback token or revocation URL. Defaults to `false`. */
-  allowInsecureHttp?: boolean;
+  allowInsecureHttp?: boolean | undefined;
   /** Redacted log lines go here: `console`, pino, Nest's `Logger`... Defaults to none. */
-  logger?: KeyfobLogger;
+  logger?: KeyfobLogger | undefined;
   /** Defaults to `{ now: Date.now }`. */
-  clock?: Clock;
+  clock?: Clock | undefined;
   /** fetch implementation (for proxies or custom agents). Defaults to the global fetch. */
-  fetch?: typeof fetch;
+  fetch?: typeof fetch | undefined;
   /**
    * Store calls taking longer are abandoned (the token is fetched directly), and the store is then
    * bypassed for a while and probed in the background. Defaults to `1_000`.
    */
-  storeTimeoutMs?: number;
+  storeTimeoutMs?: number | undefined;
   /**
    * How long a process holds (and another waits for) the store lock while fetching. Defaults to the
    * longest a fetch can take: `timeoutMs x (retries + 1)`, plus `maxRetryAfterMs` (at least 5 s) per
    * retry, plus 5 s.
    */
-  lockWaitMs?: number;
+  lockWaitMs?: number | undefined;
 }
 
 /**

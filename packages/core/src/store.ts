@@ -30,7 +30,7 @@ export interface TokenStore {
 
 export interface MemoryTokenStoreOptions {
   /** Most entries kept; the least recently used go first. Defaults to `10_000`. */
-  maxEntries?: number;
+  maxEntries?: number | undefined;
   /** Clock for expiry. Defaults to `Date.now`. */
   now?: () => number;
 }

@@ -13,9 +13,9 @@ import {
 export interface ClientCredentialsOptions extends ClientAssertionOptions {
   clientId: string;
   /** Required unless `clientAuth` is `'private_key_jwt'` or `'tls_client_auth'`. */
-  clientSecret?: string;
+  clientSecret?: string | undefined;
   /** Space-delimited scopes (RFC 6749 3.3). Defaults to none (the server's default scope). */
-  scope?: string;
+  scope?: string | undefined;
   /**
    * How the credentials are sent. Defaults to `'basic'`.
    * - `'basic'`: HTTP Basic header (client_secret_basic) + `grant_type=client_credentials` form body.
@@ -26,17 +26,17 @@ export interface ClientCredentialsOptions extends ClientAssertionOptions {
    * - `'tls_client_auth'`: the TLS client certificate (RFC 8705); give the TokenManager a `fetch` that presents it.
    * With an `issuer` and no `clientAuth`, the method comes from the provider's metadata.
    */
-  clientAuth?: ClientAuthMethod;
+  clientAuth?: ClientAuthMethod | undefined;
   /**
    * How id and secret are encoded inside the Basic header. `'form'` follows RFC 6749 2.3.1
    * (form-urlencode, then base64); `'raw'` base64-encodes `id:secret` as-is, for servers that do
    * not decode. Defaults to `'form'`, except `'raw'` for `clientAuth: 'basic-only'` (Risk Cloud's docs).
    */
-  basicEncoding?: 'form' | 'raw';
+  basicEncoding?: 'form' | 'raw' | undefined;
   /** Extra parameters (audience, ...) sent with every request; part of the cache key. */
-  extraParams?: Record<string, string>;
+  extraParams?: Record<string, string> | undefined;
   /** Resource indicator (RFC 8707): the API the token is for. Part of the cache key. Defaults to none. */
-  resource?: string;
+  resource?: string | undefined;
 }
 
 /** OAuth 2 client credentials grant (RFC 6749 4.4): a service's own token. */

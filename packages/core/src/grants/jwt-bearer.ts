@@ -27,16 +27,16 @@ export interface JwtBearerOptions extends ClientAssertionOptions {
    */
   assertion: string | ((context: JwtBearerAssertionContext) => string | Promise<string>);
   /** Client id, for servers that require client authentication with this grant (RFC 7523 3.1). Defaults to none. */
-  clientId?: string;
-  clientSecret?: string;
+  clientId?: string | undefined;
+  clientSecret?: string | undefined;
   /** How the client authenticates, when `clientId` is set (see `clientCredentials`). Defaults to `'basic'` with a secret. */
-  clientAuth?: ClientAuthMethod;
+  clientAuth?: ClientAuthMethod | undefined;
   /** Space-delimited scopes. Defaults to none. */
-  scope?: string;
+  scope?: string | undefined;
   /** `resource` (RFC 8707): the API the token is for. Part of the cache key. Defaults to none. */
-  resource?: string;
+  resource?: string | undefined;
   /** Extra parameters sent with every request; part of the cache key. */
-  extraParams?: Record<string, string>;
+  extraParams?: Record<string, string> | undefined;
 }
 
 /**

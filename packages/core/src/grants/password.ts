@@ -14,20 +14,20 @@ import {
 export interface PasswordGrantOptions extends ClientAssertionOptions {
   username: string;
   password: string;
-  clientId?: string;
-  clientSecret?: string;
-  scope?: string;
+  clientId?: string | undefined;
+  clientSecret?: string | undefined;
+  scope?: string | undefined;
   /**
    * How client credentials are sent, when there are any: `'basic'` (client_secret_basic; a client id
    * without a secret goes in the body), `'body'` (client_secret_post), `'json'`, or `'client_secret_jwt'`,
    * `'private_key_jwt'`, `'tls_client_auth'` (see `clientCredentials`). Defaults to `'basic'`.
    */
-  clientAuth?: ClientAuthMethod;
+  clientAuth?: ClientAuthMethod | undefined;
   /** Defaults to `'form'` (RFC 6749 2.3.1). */
-  basicEncoding?: 'form' | 'raw';
-  extraParams?: Record<string, string>;
+  basicEncoding?: 'form' | 'raw' | undefined;
+  extraParams?: Record<string, string> | undefined;
   /** Resource indicator (RFC 8707): the API the token is for. Part of the cache key. Defaults to none. */
-  resource?: string;
+  resource?: string | undefined;
 }
 
 /**

@@ -5,7 +5,7 @@ export interface StaticTokenOptions {
   /** A pre-generated access key (e.g. Risk Cloud's "Access Key"), sent as the bearer token. */
   accessToken: string;
   /** When it stops working, epoch ms or a Date. Defaults to never (keyfob cannot renew it anyway). */
-  expiresAt?: number | Date;
+  expiresAt?: number | Date | undefined;
 }
 
 /** A pre-issued token used as-is. After `expiresAt` getToken() fails with a clear error. */

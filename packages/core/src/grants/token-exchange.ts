@@ -25,30 +25,30 @@ const GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export interface TokenExchangeOptions extends ClientAssertionOptions {
   clientId: string;
   /** Required unless `clientAuth` is `'private_key_jwt'` or `'tls_client_auth'`. */
-  clientSecret?: string;
+  clientSecret?: string | undefined;
   /** How the client authenticates (see `clientCredentials`). Defaults to `'basic'`, or the provider's metadata with an `issuer`. */
-  clientAuth?: ClientAuthMethod;
+  clientAuth?: ClientAuthMethod | undefined;
   /** How id and secret are encoded in the Basic header (see `clientCredentials`). Defaults to `'form'`. */
-  basicEncoding?: 'form' | 'raw';
+  basicEncoding?: 'form' | 'raw' | undefined;
   /** `subject_token_type` of the tokens given to `getToken({ subjectToken })`. Defaults to an access token (`TokenType.AccessToken`). */
-  subjectTokenType?: string;
+  subjectTokenType?: string | undefined;
   /** `audience`: the logical name of the service the new token is for. Part of the cache key. Defaults to none. */
-  audience?: string;
+  audience?: string | undefined;
   /** `resource` (RFC 8707): the URI of the API the new token is for. Part of the cache key. Defaults to none. */
-  resource?: string;
+  resource?: string | undefined;
   /** Space-delimited scopes of the new token. Defaults to none (the server decides). */
-  scope?: string;
+  scope?: string | undefined;
   /** `requested_token_type`. Defaults to none (the server issues an access token). */
-  requestedTokenType?: string;
+  requestedTokenType?: string | undefined;
   /**
    * `actor_token` (RFC 8693 1.1, delegation): the token of the party acting for the subject, a string or a
    * function called for every request (e.g. this service's own token from another TokenManager). Defaults to none.
    */
-  actorToken?: string | (() => string | Promise<string>);
+  actorToken?: string | (() => string | Promise<string>) | undefined;
   /** `actor_token_type`. Defaults to an access token. */
-  actorTokenType?: string;
+  actorTokenType?: string | undefined;
   /** Extra parameters sent with every request; part of the cache key. */
-  extraParams?: Record<string, string>;
+  extraParams?: Record<string, string> | undefined;
 }
 
 /** Seconds until the token's JWT `exp`, when it is a JWT with one. */
