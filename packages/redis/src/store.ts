@@ -22,14 +22,14 @@ export interface RedisTokenStoreOptions {
    * in the same Redis Cluster slot, and spreads different keys over the masters. A prefix holding a
    * hash tag of its own (`'{svc}:keyfob:'`) pins every key of the store to one slot.
    */
-  prefix?: string;
+  prefix?: string | undefined;
   /**
    * Encrypts stored token sets with AES-256-GCM: 32 bytes as a Buffer, 64 hex characters or base64.
    * Entries that do not decrypt with it (another key, tampered, plain text) are treated as missing.
    */
-  encryptionKey?: Buffer | Uint8Array | string;
+  encryptionKey?: Buffer | Uint8Array | string | undefined;
   /** Where a warning goes when a stored entry is unreadable (wrong key, corrupt). Defaults to none. */
-  logger?: KeyfobLogger;
+  logger?: KeyfobLogger | undefined;
 }
 
 /** Stored value, as JSON. `fp` tells which access token it holds (compare-and-delete) without decrypting `data`. */
