@@ -166,6 +166,12 @@ export class TokenManager {
       now: o.now,
     };
     o.grant.bind?.(this.#host());
+    // A login grant needs the authorization endpoint before any token request: read the metadata now.
+    if (this.#discovery && o.grant.interactive) {
+      this.#discovery.get(this.#closing.signal).catch((e: unknown) => {
+        this.#log('warn', `discovery failed: ${e instanceof Error ? e.message : String(e)}`);
+      });
+    }
   }
 
   /** The grant type this manager uses. */
@@ -579,6 +585,9 @@ export class TokenManager {
       allowInsecureHttp: this.#o.allowInsecureHttp,
       get closed() {
         return manager.#closed;
+      },
+      get authorizationEndpoint() {
+        return manager.#discovery?.current?.authorizationEndpoint;
       },
       exchange: async (input, send, signal) => {
         if (this.#closed) throw new KeyfobError('TokenManager is closed.', { code: ErrorCode.Closed });

@@ -1,6 +1,10 @@
 import { inspect } from 'node:util';
-import { type RunningAuthorizationServer, startAuthorizationServer } from '@keyfob/authorization-server';
-import { ConfigurationError, clientCredentials, TokenManager } from '@keyfob/core';
+import {
+  browserlessLogin,
+  type RunningAuthorizationServer,
+  startAuthorizationServer,
+} from '@keyfob/authorization-server';
+import { authorizationCode, ConfigurationError, clientCredentials, TokenManager } from '@keyfob/core';
 import { startServer } from '@keyfob/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { metadataUrls } from '../src/discovery.js';
@@ -200,5 +204,36 @@ describe('discovery', () => {
           grant: clientCredentials({ clientId: 'a', clientSecret: 'b' }),
         }),
     ).toThrow(/not https/);
+  });
+
+  it('authorizationCode takes the authorization endpoint from discovery (no authorizeUrl)', async () => {
+    const server = await authServer();
+    const grant = authorizationCode({
+      clientId: 'web-app',
+      clientSecret: 'web-app-secret',
+      clientAuth: 'body',
+      redirectUri: 'http://127.0.0.1:43210/callback',
+      scope: 'openid offline_access api:read',
+    });
+    const tokens = new TokenManager({ issuer: server.issuer, grant });
+    running.push(tokens);
+    await tokens.discover();
+    const { url, codeVerifier } = grant.authorizationUrl({ extraParams: { login_hint: 'erin' } });
+    expect(url.startsWith(`${server.authorizeUrl}?`)).toBe(true);
+    const callback = await browserlessLogin(url);
+    const code = callback.searchParams.get('code');
+    expect(code).toBeTruthy();
+    await grant.exchange(code!, { subject: 'erin', ...(codeVerifier ? { codeVerifier } : {}) });
+    const token = await tokens.getToken({ subject: 'erin' });
+    expect(JSON.parse(Buffer.from(token.accessToken.split('.')[1]!, 'base64url').toString()).sub).toBe(
+      'erin',
+    );
+
+    const without = authorizationCode({
+      clientId: 'web-app',
+      redirectUri: 'http://127.0.0.1:43210/callback',
+    });
+    running.push(new TokenManager({ tokenUrl: server.tokenUrl, grant: without }));
+    expect(() => without.authorizationUrl()).toThrow(/no authorizeUrl/);
   });
 });

@@ -21,8 +21,11 @@ export interface AuthorizationCodeOptions extends ClientAssertionOptions {
   clientSecret?: string | undefined;
   /** Must match the one registered with the provider and the one used in the authorization request. */
   redirectUri: string;
-  /** The provider's authorization endpoint. */
-  authorizeUrl: string;
+  /**
+   * The provider's authorization endpoint. Defaults to the discovered `authorization_endpoint` when the
+   * TokenManager has an `issuer` (read when the manager is built; `await tokens.discover()` to be sure).
+   */
+  authorizeUrl?: string | undefined;
   /** Default scope of the authorization request. */
   scope?: string | undefined;
   /** PKCE S256 (RFC 7636). Defaults to `true`; turn off only for providers that reject `code_challenge`. */
@@ -100,10 +103,11 @@ const b64url = (buf: Buffer) => buf.toString('base64url');
 export function authorizationCode(options: AuthorizationCodeOptions): AuthorizationCodeGrant {
   const { clientId, clientSecret, redirectUri, authorizeUrl, scope, revocationUrl } = options;
   const extraParams = withResource(options.extraParams, options.resource);
-  for (const [name, value] of Object.entries({ clientId, redirectUri, authorizeUrl })) {
+  for (const [name, value] of Object.entries({ clientId, redirectUri })) {
     if (!value) throw new ConfigurationError(`authorizationCode: ${name} is required.`);
   }
   for (const [name, value] of Object.entries({ redirectUri, authorizeUrl })) {
+    if (value === undefined) continue;
     try {
       new URL(value);
     } catch {
@@ -166,7 +170,16 @@ export function authorizationCode(options: AuthorizationCodeOptions): Authorizat
     },
     authorizationUrl(opts = {}) {
       const state = opts.state ?? b64url(randomBytes(32));
-      const url = new URL(authorizeUrl);
+      const endpoint = authorizeUrl ?? binding.host('authorizationUrl()').authorizationEndpoint;
+      if (endpoint === undefined) {
+        throw new ConfigurationError(
+          'authorizationCode: no authorizeUrl, and discovery has not found one (yet).',
+          {
+            hint: 'Set authorizeUrl, or give the TokenManager an issuer and await tokens.discover() before the first login.',
+          },
+        );
+      }
+      const url = new URL(endpoint);
       const params: Record<string, string | undefined> = {
         response_type: 'code',
         client_id: clientId,

@@ -13,6 +13,8 @@ export interface GrantHost {
   readonly allowInsecureHttp: boolean;
   /** Whether the manager was closed (a closed manager's grant may be given to a new one). */
   readonly closed: boolean;
+  /** The discovered `authorization_endpoint`, once the manager's discovery has read it (with `issuer`). */
+  readonly authorizationEndpoint: string | undefined;
   /**
    * Runs a token request the user started (authorization code exchange) and stores the token set
    * under the given subject and scope, as if `getToken` had fetched it.
