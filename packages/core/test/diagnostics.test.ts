@@ -113,7 +113,19 @@ describe('diagnostics channels', () => {
     });
     const token = await m.getToken();
     expect(store[0]).toMatchObject({ event: 'failure', operation: 'get' });
+    expect(store[0]).toMatchObject({ reason: expect.stringContaining('[REDACTED]') });
+    // The store is probed in the background (about a second later) and announced when it is back.
+    const recovered = new Promise<unknown>((resolve) => {
+      const fn = (m: unknown) => {
+        if ((m as { event?: string }).event === 'recovery') {
+          unsubscribe(DiagnosticsChannel.Store, fn);
+          resolve(m);
+        }
+      };
+      subscribe(DiagnosticsChannel.Store, fn);
+    });
     broken = false;
+    expect(await recovered).toEqual({ event: 'recovery', operation: 'probe' });
     publishUnauthorizedRetry({
       url: 'https://api.example.com/v1/things?key=abc',
       method: 'get',
