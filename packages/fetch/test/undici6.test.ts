@@ -46,9 +46,11 @@ describe('tokenInterceptor with undici 6', () => {
 
   it('a 401 is invalidated and retried once with the same string body; always-401 ends after two', async () => {
     let always = 0;
-    const { auth, api, manager, agent } = await setup((req) =>
-      req.path === '/always' ? (always++, { status: 401 }) : { status: 404 },
-    );
+    const { auth, api, manager, agent } = await setup((req) => {
+      if (req.path !== '/always') return { status: 404 };
+      always++;
+      return { status: 401 };
+    });
     const dispatcher = agent.compose(tokenInterceptor(manager, { origins: [api.url] }));
     await (await request(`${api.url}/api/warm`, { dispatcher })).body.dump();
     auth.issuer.revokeAll();
