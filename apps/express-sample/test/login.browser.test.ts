@@ -199,5 +199,14 @@ describe.skipIf(!HAS_CHROMIUM)('express-sample login in headless Chromium', () =
     await shot('signed-out');
     const gone = await page.request.get(`${sample.url}/profile`, { headers: { accept: 'application/json' } });
     expect(gone.status()).toBe(401);
+
+    // Signed out, a page that needs the user's token sends the browser through the login and back to it
+    // (returnTo). The app's logout ended the app session and revoked the tokens, not the provider's own session
+    // (single sign-on), so the provider signs alice in again without asking.
+    await page.goto(`${sample.url}/profile`);
+    await page.waitForURL(`${sample.url}/profile`);
+    expect(await page.textContent('#sub')).toBe('alice');
+    expect((await cookies()).find((c) => c.name === 'sample_session')).toBeDefined();
+    await shot('profile-after-guard-redirect');
   }, 120_000);
 });
