@@ -2,6 +2,7 @@
 // Results are figures, not assertions; the targets are printed beside them.
 import { writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { benchFetchOverhead } from '../packages/fetch/bench/overhead.ts';
 import { benchHotPath, formatHotPath } from './hot-path.ts';
 import { benchMemory, formatMemory } from './memory.ts';
 import { benchOverhead } from './overhead.ts';
@@ -40,6 +41,9 @@ if (want(2)) {
   const opts = quick ? { roundMs: 800, rounds: 3 } : { roundMs: 2_000, rounds: 7 };
   const ax = await benchOverhead('axios', opts);
   const gt = await benchOverhead('got', opts);
+  // The fetch bindings' bench reports time ratios (keyfob / hard-coded); shown here as throughput like the others.
+  const fx = await benchFetchOverhead(opts);
+  const tp = (x: { keyfob: number; baseline: number; ratio: number }) => ({ ...x, ratio: 1 / x.ratio });
   const row = (name: string, c: string, x: { keyfob: number; baseline: number; ratio: number }) =>
     `| ${name} | ${c} | ${f(x.keyfob)} | ${f(x.baseline)} | **${f(x.ratio, 3)}** |`;
   section(
@@ -51,6 +55,10 @@ if (want(2)) {
       row('axios', '32', ax.c32),
       row('got', '1', gt.c1),
       row('got', '32', gt.c32),
+      row('withTokens(fetch)', '1', tp(fx.fetch.c1)),
+      row('withTokens(fetch)', '32', tp(fx.fetch.c32)),
+      row('tokenInterceptor (undici)', '1', tp(fx.undici.c1)),
+      row('tokenInterceptor (undici)', '32', tp(fx.undici.c32)),
       '',
       `One local server, keep-alive agents, both clients from the same library copy. Concurrency 1: requests alternate keyfob / hard-coded one by one, each timed; concurrency 32: 32 workers per side at the same time. ${opts.rounds} rounds of ${opts.roundMs / 1000} s, median of per-round ratios.`,
     ].join('\n'),
