@@ -233,6 +233,25 @@ describe('KeyfobInstrumentation: failures', () => {
   });
 });
 
+describe('KeyfobInstrumentation: shared store', () => {
+  it('a failing store is counted once per outage, tokens still flow', async () => {
+    const m = manager({
+      store: {
+        get: async () => {
+          throw new Error('store unreachable');
+        },
+        set: async () => {},
+        delete: async () => {},
+      },
+    });
+    await m.getToken();
+    await m.getToken({ subject: 'other' });
+    const metrics = await otel.collect();
+    expect(otel.sum(metrics, 'keyfob.store.failures', { 'keyfob.store.operation': 'get' })).toBe(1);
+    expect(otel.sum(metrics, 'keyfob.token.requests', { 'keyfob.outcome': 'success' })).toBe(2);
+  });
+});
+
 describe('KeyfobInstrumentation: no secret anywhere', () => {
   it('no exported attribute, span name, metric or channel payload carries a token or a secret', async () => {
     const payloads: unknown[] = [];
