@@ -31,6 +31,20 @@ describe('sample apps against apps/authorization-server', () => {
     expect(reports.every((r) => r.recovered401 > 0)).toBe(true);
   });
 
+  it('the diagnostics channels saw what the authorization server saw', () => {
+    for (const r of reports.filter((x) => x.adapter === 'axios' || x.adapter === 'got')) {
+      expect({ adapter: r.adapter, seen: r.metrics?.tokenRequests }).toEqual({
+        adapter: r.adapter,
+        seen: r.tokenRequests,
+      });
+    }
+    for (const r of reports) {
+      expect(r.metrics?.lookups).toBeGreaterThan(0);
+      expect(r.metrics!.hits / r.metrics!.lookups).toBeGreaterThan(0.5);
+      expect(r.metrics?.p50Ms).toBeTypeOf('number');
+    }
+  });
+
   it('renews per-user tokens with their refresh tokens in the login flow', () => {
     const express = reports.find((r) => r.adapter === 'express');
     expect(express?.refreshes).toBeGreaterThan(0);
