@@ -56,7 +56,7 @@ export interface TokenManagerOptions {
   maxEntries?: number | undefined;
   /** Allow plain http to a non-loopback token or revocation URL. Defaults to `false`. */
   allowInsecureHttp?: boolean | undefined;
-  /** Redacted log lines go here: `console`, pino, Nest's `Logger`... Defaults to none. */
+  /** Redacted log lines (with structured fields for pino, winston, Nest's `Logger`) go here. Defaults to none. */
   logger?: KeyfobLogger | undefined;
   /** Defaults to `{ now: Date.now }`. */
   clock?: Clock | undefined;

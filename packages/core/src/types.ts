@@ -27,7 +27,11 @@ export interface StoredToken {
   raw?: Record<string, unknown>;
 }
 
-/** Minimal logger: `console`, pino, winston and Nest's `Logger` all fit. Only strings are passed. */
+/**
+ * Minimal logger: `console`, pino, winston and Nest's `Logger` all fit. keyfob passes a redacted line, plus
+ * structured fields where the logger takes them (pino: `(fields, line)`; winston, Nest: `(line, fields)`;
+ * detected from the logger's shape, see the README's "Logs, events and diagnostics").
+ */
 export interface KeyfobLogger {
   debug?(message: string): void;
   info?(message: string): void;
