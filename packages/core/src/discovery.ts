@@ -1,6 +1,7 @@
 import { ConfigurationError } from './errors.js';
 import { safeUrl } from './redact.js';
 import { assertSecureUrl } from './secure-url.js';
+import { abortError } from './token-endpoint.js';
 
 /**
  * Authorization server metadata (RFC 8414, OpenID Connect Discovery 1.0): what keyfob takes from
@@ -104,7 +105,7 @@ export async function discover(
     try {
       attempt = await read(url, options, signal);
     } catch (e) {
-      if (signal?.aborted) throw e;
+      if (signal?.aborted) throw abortError(signal);
       const cause = (e as { cause?: { code?: string } })?.cause?.code ?? (e as Error)?.name;
       throw fail(
         issuer,
