@@ -149,7 +149,8 @@ class TokenHandler implements Handler {
           fail(this.#handler, error);
         }
       },
-      (error: unknown) => fail(this.#handler, error),
+      // Aborted while waiting for the token: the signal's reason, as undici reports an abort.
+      (error: unknown) => fail(this.#handler, signal?.aborted ? (signal.reason ?? error) : error),
     );
     return true;
   }

@@ -169,7 +169,14 @@ async function sendWithToken(
   }
   for (;;) {
     const now = policy.headersNow(attempt, method0, url, signal);
-    const tokenHeaders = now instanceof Promise ? await now : now;
+    let tokenHeaders: TokenHeaders;
+    try {
+      tokenHeaders = now instanceof Promise ? await now : now;
+    } catch (error) {
+      // Aborted while waiting for the token: reject as fetch does, with the signal's reason.
+      if (signal?.aborted) throw signal.reason ?? error;
+      throw error;
+    }
     let headers: HeadersInit = withHeaders(callerHeaders, tokenHeaders);
     let method = method0;
     let current = url;

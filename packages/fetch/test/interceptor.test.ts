@@ -112,6 +112,30 @@ describe('tokenInterceptor', () => {
   });
 });
 
+describe('tokenInterceptor: aborts', () => {
+  it('an abort while waiting for the token rejects undici.request with the signal`s reason; nothing sent', async () => {
+    const { auth, api, agent, tokens } = await setup();
+    let release!: () => void;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    auth.override = async () => {
+      await held;
+      return undefined;
+    };
+    const dispatcher = agent(tokens());
+    const ac = new AbortController();
+    const pending = rejection(request(`${api.url}/api/x`, { dispatcher, signal: ac.signal }));
+    await new Promise((r) => setTimeout(r, 50));
+    ac.abort();
+    const error = (await pending) as Error;
+    release();
+    expect(error.name).toBe('AbortError');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(api.requests).toHaveLength(0);
+  });
+});
+
 describe('tokenInterceptor and undici`s own interceptors: the order undici applies', () => {
   // compose(a, b): b wraps a, so b sees the request first; the last interceptor is the outermost.
 

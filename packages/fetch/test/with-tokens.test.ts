@@ -116,6 +116,26 @@ describe('withTokens: requests', () => {
     expect(api.requests[0]!.headers.authorization).toMatch(BEARER);
   });
 
+  it('an abort while waiting for the token rejects like fetch (the signal`s reason); nothing is sent', async () => {
+    const { auth, api, send } = await setup();
+    let release!: () => void;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    auth.override = async () => {
+      await held;
+      return undefined;
+    };
+    const ac = new AbortController();
+    const pending = rejection(send(`${api.url}/api/x`, { signal: ac.signal }));
+    await new Promise((r) => setTimeout(r, 50));
+    ac.abort();
+    const error = (await pending) as Error;
+    release();
+    expect(error.name).toBe('AbortError');
+    expect(api.requests).toHaveLength(0);
+  });
+
   it('an abort during the request rejects with fetch`s AbortError', async () => {
     const { api, send } = await setup(async (req) =>
       req.path === '/api/slow' ? { delayMs: 2_000, body: {} } : { status: 404 },
