@@ -360,7 +360,7 @@ export async function postTokenRequest(
       if (res.status >= 300 && res.status < 400) {
         await res.body?.cancel().catch(() => {});
         throw new TokenEndpointError(
-          `The token endpoint ${where} answered ${res.status}, a redirect${describeLocation(res.headers.get('location'), tokenUrl)}.`,
+          `The token endpoint ${where} answered ${res.status}, a redirect${safe(describeLocation(res.headers.get('location'), tokenUrl))}.`,
           {
             code: ErrorCode.TokenEndpointRedirect,
             status: res.status,

@@ -14,6 +14,13 @@ export interface NormaliseOptions {
   warn?: (message: string) => void;
   /** Values the request carried (client secret, password, ...): never quoted in an error. */
   secrets?: readonly (string | undefined)[];
+  /** `'DPoP'` when the request carried a DPoP proof (RFC 9449 5): a Bearer answer is then an error. Defaults to `'Bearer'`. */
+  expectedTokenType?: 'Bearer' | 'DPoP';
+}
+
+/** `'DPoP'` for a DPoP-bound token (RFC 9449 5), otherwise `'Bearer'`. */
+function tokenTypeOf(value: unknown): 'Bearer' | 'DPoP' {
+  return typeof value === 'string' && value.toLowerCase() === 'dpop' ? 'DPoP' : 'Bearer';
 }
 
 // C0 controls and DEL: never part of a token (RFC 6750 2.1 b64token) or a token type.
@@ -26,7 +33,7 @@ const SECRET_FIELDS = new Set(['access_token', 'refresh_token', 'id_token', 'acc
 export function createAccessToken(data: StoredToken): AccessToken {
   const token: AccessToken = {
     accessToken: data.accessToken,
-    tokenType: 'Bearer',
+    tokenType: tokenTypeOf(data.tokenType),
     ...(data.expiresAt === undefined ? {} : { expiresAt: data.expiresAt }),
     ...(data.obtainedAt === undefined ? {} : { obtainedAt: data.obtainedAt }),
     ...(data.scope === undefined ? {} : { scope: data.scope }),
@@ -75,7 +82,7 @@ export function fromStoredToken(data: unknown): AccessToken | undefined {
     return undefined;
   return createAccessToken({
     accessToken: d.accessToken,
-    tokenType: 'Bearer',
+    tokenType: tokenTypeOf(d.tokenType),
     ...(typeof d.expiresAt === 'number' ? { expiresAt: d.expiresAt } : {}),
     ...(typeof d.obtainedAt === 'number' ? { obtainedAt: d.obtainedAt } : {}),
     ...(typeof d.scope === 'string' ? { scope: d.scope } : {}),
@@ -96,8 +103,18 @@ export function jwtExpiry(token: string): number | undefined {
   }
 }
 
-function fail(message: string, hint: string, tokenUrl: string | undefined): never {
-  throw new TokenResponseError(message, { hint, ...(tokenUrl ? { tokenUrl } : {}) });
+/**
+ * Everything quoted from the response (field names, token_type, expiry values, an error) is
+ * redacted with the request's secrets, not only with the token-looking patterns the error
+ * constructor catches.
+ */
+function failWith(
+  secrets: readonly (string | undefined)[] | undefined,
+  message: string,
+  hint: string,
+  tokenUrl: string | undefined,
+): never {
+  throw new TokenResponseError(redact(message, secrets), { hint, ...(tokenUrl ? { tokenUrl } : {}) });
 }
 
 /**
@@ -108,6 +125,9 @@ function fail(message: string, hint: string, tokenUrl: string | undefined): neve
  */
 export function normaliseTokenResponse(body: unknown, opts: NormaliseOptions): AccessToken {
   const where = opts.tokenUrl;
+  // Annotated, so that TypeScript knows a call never returns (control-flow narrowing).
+  const fail: (message: string, hint: string, tokenUrl: string | undefined) => never = (m, h, u) =>
+    failWith(opts.secrets, m, h, u);
   if (!body || typeof body !== 'object' || Array.isArray(body)) {
     fail(
       'The token endpoint answered, but not with a JSON object.',
@@ -121,7 +141,7 @@ export function normaliseTokenResponse(body: unknown, opts: NormaliseOptions): A
     const description =
       typeof raw.error_description === 'string' ? `: ${raw.error_description.slice(0, 200)}` : '';
     fail(
-      `The token endpoint answered 2xx with an OAuth error instead of a token (${redact(`${raw.error.slice(0, 60)}${description}`, opts.secrets)}).`,
+      `The token endpoint answered 2xx with an OAuth error instead of a token (${raw.error.slice(0, 60)}${description}).`,
       'Read the error: the provider rejected the request but did not say so in the HTTP status.',
       where,
     );
@@ -151,15 +171,33 @@ export function normaliseTokenResponse(body: unknown, opts: NormaliseOptions): A
       where,
     );
   }
+  const expected = opts.expectedTokenType ?? 'Bearer';
+  let tokenType: 'Bearer' | 'DPoP' = 'Bearer';
   if (rawType !== undefined && rawType !== null && typeof rawType === 'string' && rawType !== '') {
     const t = rawType.toLowerCase();
-    if (t !== 'bearer') {
+    if (t === 'dpop' && expected === 'DPoP') tokenType = 'DPoP';
+    else if (t === 'dpop') {
       fail(
-        `The token endpoint issued a "${rawType.slice(0, 20)}" token; keyfob sends Bearer tokens only.`,
-        'Proof-of-possession tokens (DPoP, MAC) need a client that signs each request.',
+        'The token endpoint issued a DPoP-bound token, but this manager sends no DPoP proofs.',
+        'Set dpop: true on the TokenManager (RFC 9449), or have the provider issue Bearer tokens to this client.',
+        where,
+      );
+    } else if (t !== 'bearer') {
+      fail(
+        `The token endpoint issued a "${rawType.slice(0, 20)}" token; keyfob sends Bearer and DPoP tokens only.`,
+        'Proof-of-possession tokens other than DPoP (MAC, ...) are not supported.',
         where,
       );
     }
+  }
+  if (expected === 'DPoP' && tokenType !== 'DPoP') {
+    // RFC 9449 7.1: a server that does not support DPoP ignores the proof and issues a Bearer token.
+    // Sending it as a DPoP token would fail at every API, and as Bearer would silently drop the binding.
+    fail(
+      'The token endpoint answered a DPoP request with a Bearer token: it did not bind the token to the DPoP key.',
+      'Enable DPoP for this client at the provider (check dpop_signing_alg_values_supported in its metadata), or turn dpop off.',
+      where,
+    );
   }
 
   let expiresAt: number | undefined;
@@ -229,7 +267,7 @@ export function normaliseTokenResponse(body: unknown, opts: NormaliseOptions): A
       : opts.previousRefreshToken;
   return createAccessToken({
     accessToken,
-    tokenType: 'Bearer',
+    tokenType,
     expiresAt,
     obtainedAt: opts.requestedAt,
     ...(scope === undefined ? {} : { scope }),
@@ -246,6 +284,11 @@ function parseInstant(value: unknown): number | undefined {
   if (/^\d+(\.\d+)?$/.test(s)) return parseInstant(Number(s));
   // An ISO datetime without a zone is UTC for AIRisk ("The UTC-formatted datetime").
   const iso = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/.test(s) ? `${s}Z` : s;
+  // Only an ISO 8601 date(-time) or an HTTP date (RFC 9110 5.6.7): Date.parse alone takes nearly
+  // anything with a number in it ("abc-5521" is the year 5521), which would keep a token forever.
+  if (!/^\d{4}-\d{2}-\d{2}([T ]|$)/.test(s) && !/^(Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*, /.test(s)) {
+    return undefined;
+  }
   const ms = Date.parse(iso);
   return Number.isNaN(ms) ? undefined : ms;
 }

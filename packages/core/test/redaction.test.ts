@@ -3,6 +3,7 @@ import { type Reply, rejection, startServer } from '@keyfob/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   clientCredentials,
+  normaliseTokenResponse,
   passwordGrant,
   REDACTED,
   type RefreshFailedEvent,
@@ -137,5 +138,26 @@ describe('redact()', () => {
   it('hides code= as a parameter but leaves prose alone', () => {
     expect(redact('cb?code=abc123&state=s')).toBe(`cb?code=${REDACTED}&state=s`);
     expect(redact('status code=200')).toBe('status code=200');
+  });
+});
+
+describe('normaliseTokenResponse quotes nothing secret', () => {
+  const base = { requestedAt: 0, now: 0, defaultLifetimeMs: 60_000, maxLifetimeMs: 3_600_000 };
+  it.each([
+    ['a field name', { [`x-${SECRET}`]: 1 }],
+    ['token_type', { access_token: 'tok-1234567', token_type: SECRET }],
+    ['expires_in', { access_token: 'tok-1234567', expires_in: SECRET }],
+    ['expiration', { access_token: 'tok-1234567', expiration: SECRET }],
+    ['an OAuth error', { error: 'invalid_client', error_description: `bad ${SECRET}` }],
+  ])('%s echoing a request secret is redacted', (_what, body) => {
+    let err: unknown;
+    try {
+      normaliseTokenResponse(body, { ...base, secrets: [SECRET] });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(TokenResponseError);
+    expect(inspect(err)).not.toContain(SECRET);
+    expect(JSON.stringify(err)).not.toContain(SECRET);
   });
 });
