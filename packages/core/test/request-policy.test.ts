@@ -116,6 +116,34 @@ describe('RequestPolicy: per request', () => {
     await tokens.close();
   });
 
+  it('headersNow: a promise until the cached header is known, then the map itself', async () => {
+    const { tokens, calls } = manager();
+    const p = new RequestPolicy(tokens, { origins: [API] }, { name: 'test' });
+    const seen: unknown[] = [];
+    for (let i = 0; i < 4; i++) {
+      const now = p.headersNow(p.start(`${API}/x`)!, 'GET', `${API}/x`);
+      seen.push(now instanceof Promise ? 'promise' : now);
+      await now;
+    }
+    // The first call waits for the token, the second gets the cached entry's promise (not seen
+    // settled yet), from then on the map comes back synchronously.
+    expect(seen.slice(0, 2)).toEqual(['promise', 'promise']);
+    expect(seen.slice(2)).toEqual([
+      { authorization: 'Bearer at_secret_1' },
+      { authorization: 'Bearer at_secret_1' },
+    ]);
+    const a = p.start(`${API}/x`)!;
+    const h = p.headersNow(a, 'GET', `${API}/x`);
+    expect(a.sent).toBe(h);
+    // After an invalidation the cached header is not used: a promise again, then the new token.
+    expect(await p.retry(a)).toBe(true);
+    const next = p.headersNow(a, 'GET', `${API}/x`);
+    expect(next instanceof Promise).toBe(true);
+    expect(await next).toEqual({ authorization: 'Bearer at_secret_2' });
+    expect(calls).toHaveLength(2);
+    await tokens.close();
+  });
+
   it('headers: a token endpoint failure rejects with a KeyfobError; an aborted wait too', async () => {
     const tokens = new TokenManager({
       grant: customGrant(() => new Promise(() => {})),
