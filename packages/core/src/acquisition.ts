@@ -4,7 +4,14 @@ import type { Grant, GrantContext } from './grants/grant.js';
 import type { Log } from './log.js';
 import type { BoundedCache } from './lru.js';
 import type { SharedStore } from './shared-store.js';
+import { fromStoredToken, toStoredToken } from './token-response.js';
 import type { AccessToken } from './types.js';
+
+/**
+ * Marks, in a shared store, a token set whose refresh token was sent without a usable answer, so that
+ * other processes do not send it again either (they hold the same set in memory).
+ */
+export const REFRESH_OUTCOME_UNKNOWN = 'keyfob_refresh_outcome_unknown';
 
 /**
  * How a new token is obtained from the grant, once the caches had none: the refresh-token,
@@ -18,7 +25,8 @@ import type { AccessToken } from './types.js';
  *   token and answered into the void) is never resent with the same refresh token: with rotation and
  *   reuse detection that revokes the whole family (OAuth 2.0 Security BCP 4.14.2). keyfob re-reads the
  *   store (another process may hold the new set) and otherwise reports the error; that refresh token
- *   is then spent for this process (a later renewal logs in again, or asks the user to).
+ *   is then spent for this process, and marked spent in the shared store for the others (a later
+ *   renewal logs in again, or asks the user to).
  * - Whatever a grant throws reaches the caller as a KeyfobError (a custom grant's own error becomes its
  *   `cause`).
  */
@@ -107,7 +115,7 @@ async function renew(
   refreshToken: string,
 ): Promise<AccessToken | undefined> {
   const { grant } = a;
-  if (a.spentRefreshTokens.peek(refreshToken)) {
+  if (a.spentRefreshTokens.peek(refreshToken) || base.raw[REFRESH_OUTCOME_UNKNOWN] === true) {
     // Its last use had an unknown outcome: only a set another process stored may be used.
     const winner = await recoverFromStore(a, key, refreshToken);
     if (winner) return winner;
@@ -129,6 +137,14 @@ async function renew(
       a.spentRefreshTokens.set(refreshToken, true);
       const winner = await recoverFromStore(a, key, refreshToken);
       if (winner) return winner;
+      if (a.store) {
+        // Still the set we sent (we hold the lock when the store has one): mark it for the others.
+        const marked = fromStoredToken({
+          ...toStoredToken(base),
+          raw: { ...base.raw, [REFRESH_OUTCOME_UNKNOWN]: true },
+        });
+        if (marked) await a.store.set(key.key, marked);
+      }
       throw e;
     }
     if (!rejected(e)) throw e;

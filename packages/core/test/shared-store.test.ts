@@ -4,8 +4,10 @@
 import { startServer } from '@keyfob/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  authorizationCode,
   clientCredentials,
   customGrant,
+  LoginRequiredError,
   MemoryTokenStore,
   type StoredToken,
   TokenEndpointError,
@@ -103,6 +105,44 @@ describe('lock waiters follow the holder', () => {
     );
     const custom = resolveOptions({ grant, timeoutMs: 1_000, retries: 3, maxRetryAfterMs: 20_000 });
     expect(custom.lockWaitMs).toBeGreaterThanOrEqual(4 * 1_000 + 3 * 20_000);
+  });
+});
+
+describe('a refresh token with an unknown outcome is not sent by another process either', () => {
+  it('the holder marks the stored set; the next process asks for a login instead of replaying it', async () => {
+    const sent: string[] = [];
+    const server = await startServer((req) => {
+      const p = req.params;
+      if (p.grant_type === 'authorization_code') {
+        return {
+          body: { access_token: 'at_1', token_type: 'Bearer', expires_in: 100, refresh_token: 'rt_1' },
+        };
+      }
+      sent.push(p.refresh_token ?? '');
+      return { status: 503, body: { error: 'temporarily_unavailable' } };
+    });
+    cleanup.push(() => server.close());
+    const store = new LockingStore();
+    let now = Date.now();
+    const clock = { now: () => now };
+    const [a, b] = [1, 2].map(() => {
+      const grant = authorizationCode({
+        clientId: 'web',
+        clientSecret: 'web-secret',
+        redirectUri: 'http://127.0.0.1/cb',
+        authorizeUrl: `${server.url}/authorize`,
+        pkce: false,
+      });
+      const m = new TokenManager({ tokenUrl: `${server.url}/token`, grant, store, clock, retries: 2 });
+      cleanup.push(() => m.close());
+      return { m, grant };
+    });
+    const set = await a!.grant.exchange('code', { subject: 'ana' });
+    expect((await b!.m.getToken({ subject: 'ana' })).accessToken).toBe('at_1'); // b holds the set too
+    now = set.expiresAt! + 1;
+    await expect(a!.m.getToken({ subject: 'ana' })).rejects.toBeInstanceOf(TokenEndpointError);
+    await expect(b!.m.getToken({ subject: 'ana' })).rejects.toBeInstanceOf(LoginRequiredError);
+    expect(sent).toEqual(['rt_1']);
   });
 });
 
