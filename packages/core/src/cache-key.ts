@@ -45,13 +45,16 @@ export function normaliseScope(scope: string | undefined): string {
 export class CacheKeys {
   readonly #tokenUrl: string;
   readonly #grant: Grant;
+  /** Parts every key of this manager shares beyond the grant's (the DPoP key thumbprint). */
+  readonly #extra: readonly string[];
   readonly #memo: BoundedCache<CacheKey>;
   /** The key of `getToken()` without options. */
   readonly default: CacheKey;
 
-  constructor(tokenUrl: string, grant: Grant, maxEntries: number) {
+  constructor(tokenUrl: string, grant: Grant, maxEntries: number, extra: readonly string[] = []) {
     this.#tokenUrl = tokenUrl;
     this.#grant = grant;
+    this.#extra = extra;
     this.#memo = new BoundedCache(maxEntries);
     this.default = this.#make(undefined, undefined, undefined, undefined);
   }
@@ -96,6 +99,7 @@ export class CacheKeys {
       subject ?? '',
       sortedParams(g.extraParams),
       sortedParams(extraParams),
+      ...this.#extra,
       // Never the subject token itself: a hash tells exchanged tokens apart.
       ...(subjectToken === undefined ? [] : [createHash('sha256').update(subjectToken).digest('base64url')]),
     ]);

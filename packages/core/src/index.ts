@@ -32,6 +32,7 @@ export type {
   TokenEvent,
   TokenManagerEvents,
 } from './events.js';
+export { DpopKey, type DpopOptions, type DpopProofInput, dpopHtu, isUseDpopNonce } from './dpop.js';
 export {
   type AuthorizationCodeGrant,
   type AuthorizationCodeOptions,

@@ -1,3 +1,4 @@
+import { DpopKey, type DpopOptions } from './dpop.js';
 import { ConfigurationError } from './errors.js';
 import type { Grant } from './grants/grant.js';
 import { safeUrl } from './redact.js';
@@ -73,6 +74,13 @@ export interface TokenManagerOptions {
    * retry, plus 5 s.
    */
   lockWaitMs?: number | undefined;
+  /**
+   * DPoP (RFC 9449): sender-constrained tokens. `true` generates an ES256 key pair for this manager;
+   * `{ privateKey, algorithm }` uses yours (a fleet sharing a store must share the key). Every token
+   * request carries a proof, tokens are `token_type: DPoP`, and the HTTP adapters send
+   * `Authorization: DPoP <token>` with a fresh proof on every request. Defaults to `false`.
+   */
+  dpop?: boolean | DpopOptions | undefined;
 }
 
 /**
@@ -106,6 +114,7 @@ export const OPTIONS_WITHOUT_DEFAULT = [
   'clock',
   'fetch',
   'lockWaitMs',
+  'dpop',
 ] as const satisfies readonly (keyof TokenManagerOptions)[];
 
 // Every option is in exactly one of the two lists (checked by the compiler).
@@ -188,6 +197,8 @@ export interface ResolvedOptions {
   readonly fetch: typeof fetch;
   readonly storeTimeoutMs: number;
   readonly lockWaitMs: number;
+  /** The DPoP key, when `dpop` is on. */
+  readonly dpop: DpopKey | undefined;
 }
 
 function number(
@@ -289,6 +300,7 @@ export function resolveOptions(options: TokenManagerOptions): ResolvedOptions {
     fetch: fetchImpl,
     storeTimeoutMs: number('storeTimeoutMs', options.storeTimeoutMs, DEFAULTS.storeTimeoutMs, timer),
     lockWaitMs: number('lockWaitMs', options.lockWaitMs, lockDefault, timer),
+    dpop: options.dpop === undefined || options.dpop === false ? undefined : new DpopKey(options.dpop),
   };
 }
 

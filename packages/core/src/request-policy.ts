@@ -1,4 +1,5 @@
 import { publishUnauthorizedRetry } from './diagnostics.js';
+import { type DpopKey, isUseDpopNonce } from './dpop.js';
 import { ConfigurationError, ErrorCode, isKeyfobError, KeyfobError } from './errors.js';
 import { safeUrl } from './redact.js';
 import type { GetTokenOptions } from './types.js';
@@ -66,6 +67,8 @@ export interface RequestPolicyBinding {
 export interface TokenSource {
   getAuthorizationHeader(options?: GetTokenOptions): Promise<string>;
   invalidate(token: string, options?: { subject?: string; scope?: string }): Promise<boolean>;
+  /** The manager's DPoP key when `dpop` is on: the policy then adds a fresh `DPoP` proof to every attempt. */
+  readonly dpop?: DpopKey | undefined;
 }
 
 /** Headers keyfob adds to one request attempt, names in lower case. */
@@ -83,11 +86,17 @@ export class RequestAttempt {
   readonly scope: string | undefined;
   /** True once the request was sent again after a 401: it is never retried twice. */
   retried = false;
+  /** DPoP: the latest 401 was a `use_dpop_nonce` challenge (answered once, without dropping the token). */
+  nonceChallenge = false;
+  /** DPoP: the request was already sent again with a resource server's nonce. */
+  nonceRetried = false;
   /** The headers keyfob put on the latest attempt, or undefined before {@link RequestPolicy.headers}. */
   #sent: TokenHeaders | undefined;
   /** Whether the latest hop carried keyfob's headers (false after a redirect that stripped them). */
   #carrying = false;
   readonly #tokenOptions: GetTokenOptions | undefined;
+  /** DPoP: the URL of the latest proof (a nonce challenge names that URL's origin). */
+  #proofUrl: string | URL | undefined;
 
   /** @internal use {@link RequestPolicy.start}. */
   constructor(subject: string | undefined, scope: string | undefined) {
@@ -105,6 +114,11 @@ export class RequestAttempt {
   static record(attempt: RequestAttempt, headers: TokenHeaders): void {
     attempt.#sent = headers;
     attempt.#carrying = true;
+  }
+  /** @internal */
+  static proofUrl(attempt: RequestAttempt, url?: string | URL): string | URL | undefined {
+    if (url !== undefined) attempt.#proofUrl = url;
+    return attempt.#proofUrl;
   }
   /** @internal */
   static strip(attempt: RequestAttempt): void {
@@ -132,7 +146,9 @@ export class RequestAttempt {
 const NOT_AN_ORIGIN = '';
 /** `scheme://authority` at the start of an absolute URL: the part that decides its origin. */
 const AUTHORITY = /^[a-zA-Z][a-zA-Z\d+\-.]*:\/\/[^/?#]*/;
-const BEARER = /^Bearer /i;
+/** The scheme in front of the token in keyfob's Authorization header. */
+const SCHEME = /^(?:Bearer|DPoP) /i;
+const DPOP_SCHEME = /^DPoP /;
 
 /**
  * `scheme://host[:port]` of an absolute http(s) URL (host lower case, default port dropped, as the
@@ -186,8 +202,9 @@ export class RequestPolicy<R = unknown> {
   /** The origins that may receive tokens (`scheme://host[:port]`). */
   readonly origins: ReadonlySet<string>;
   /** The header names keyfob may add (lower case): what to strip from errors and on redirects. */
-  readonly headerNames: readonly string[] = ['authorization'];
+  readonly headerNames: readonly string[];
   readonly #tokens: TokenSource;
+  readonly #dpop: DpopKey | undefined;
   readonly #subject: string | ((request: R) => string | undefined) | undefined;
   readonly #scope: string | undefined;
   readonly #retryOn401: boolean;
@@ -227,6 +244,8 @@ export class RequestPolicy<R = unknown> {
       throw new ConfigurationError(`${name}: options.retryOn401 must be true or false.`);
     }
     this.#tokens = tokens;
+    this.#dpop = tokens.dpop;
+    this.headerNames = this.#dpop === undefined ? ['authorization'] : ['authorization', 'dpop'];
     this.#subject = subject;
     this.#scope = scope;
     this.#retryOn401 = opts.retryOn401 !== false;
@@ -308,8 +327,8 @@ export class RequestPolicy<R = unknown> {
    */
   headersNow(
     attempt: RequestAttempt,
-    _method: string,
-    _url: string | URL,
+    method: string,
+    url: string | URL,
     signal?: AbortSignal,
   ): TokenHeaders | Promise<TokenHeaders> {
     const options = RequestAttempt.tokenOptions(attempt, signal ?? undefined);
@@ -321,13 +340,15 @@ export class RequestPolicy<R = unknown> {
     // settled before stands for the same header (promises do not change value).
     const known = this.#settled.get(pending);
     if (known !== undefined) {
-      RequestAttempt.record(attempt, known);
-      return known;
+      const headers = this.#dpop === undefined ? known : this.#withProof(attempt, known, method, url);
+      RequestAttempt.record(attempt, headers);
+      return headers;
     }
     return pending.then(
       (header) => {
-        const headers = this.#headersFor(header);
+        let headers = this.#headersFor(header);
         this.#settled.set(pending, headers);
+        if (this.#dpop !== undefined) headers = this.#withProof(attempt, headers, method, url);
         RequestAttempt.record(attempt, headers);
         return headers;
       },
@@ -343,6 +364,23 @@ export class RequestPolicy<R = unknown> {
       this.#lastHeaders = Object.freeze({ authorization: header });
     }
     return this.#lastHeaders;
+  }
+
+  /**
+   * DPoP (RFC 9449 7): a DPoP-bound token travels with a proof made for this method and URL, with
+   * the token's hash (`ath`) and the origin's latest nonce: one signature per attempt.
+   */
+  #withProof(
+    attempt: RequestAttempt,
+    headers: TokenHeaders,
+    method: string,
+    url: string | URL,
+  ): TokenHeaders {
+    const authorization = headers.authorization!;
+    if (!DPOP_SCHEME.test(authorization)) return headers;
+    RequestAttempt.proofUrl(attempt, url);
+    const proof = this.#dpop!.proof({ method, url, accessToken: authorization.slice(5) });
+    return { authorization, dpop: proof };
   }
 
   #tokenError(error: unknown): KeyfobError {
@@ -363,10 +401,16 @@ export class RequestPolicy<R = unknown> {
    * token does not come back on later hops, and a 401 at the end is not a 401 to keyfob's token.
    * Synchronous, so it fits redirect hooks that cannot wait.
    */
-  redirect(attempt: RequestAttempt, _method: string, url: string | URL): TokenHeaders | undefined {
+  redirect(attempt: RequestAttempt, method: string, url: string | URL): TokenHeaders | undefined {
     const sent = attempt.sent;
     if (sent === undefined) return undefined;
-    if (this.allows(url)) return sent;
+    if (this.allows(url)) {
+      if (sent.dpop === undefined) return sent;
+      // A proof names its method and URL: the next hop needs its own.
+      const next = this.#withProof(attempt, sent, method, url);
+      RequestAttempt.record(attempt, next);
+      return next;
+    }
     RequestAttempt.strip(attempt);
     return undefined;
   }
@@ -387,9 +431,23 @@ export class RequestPolicy<R = unknown> {
    *
    * @param responseHeaders the response's headers (`Headers` or a plain object); read only on a 401.
    */
-  rejected(attempt: RequestAttempt, status: number, _responseHeaders?: unknown): boolean {
+  rejected(attempt: RequestAttempt, status: number, responseHeaders?: unknown): boolean {
     if (status !== 401) return false;
-    return attempt.sent !== undefined && this.#retryOn401;
+    const sent = attempt.sent;
+    if (sent === undefined) return false;
+    if (sent.dpop !== undefined && this.#dpop !== undefined) {
+      // RFC 9449 9: the resource server wants its nonce in the proof. Not a verdict on the token:
+      // answered with exactly one more attempt carrying the nonce, the token kept; a second challenge
+      // goes to the caller. (Also with retryOn401: false, or DPoP could never work with that server.)
+      const nonce = headerValue(responseHeaders, 'dpop-nonce');
+      if (nonce !== undefined && isUseDpopNonce(headerValue(responseHeaders, 'www-authenticate'))) {
+        const url = RequestAttempt.proofUrl(attempt);
+        if (url !== undefined) this.#dpop.rememberNonce(url, nonce);
+        attempt.nonceChallenge = !attempt.nonceRetried;
+        if (attempt.nonceChallenge) return true;
+      }
+    }
+    return this.#retryOn401;
   }
 
   /**
@@ -397,6 +455,7 @@ export class RequestPolicy<R = unknown> {
    * 401's headers arrive, whether to hand the response on or swallow it and send again).
    */
   willRetry(attempt: RequestAttempt, body?: unknown): boolean {
+    if (attempt.nonceChallenge) return isReplayableBody(body);
     return !attempt.retried && isReplayableBody(body);
   }
 
@@ -407,10 +466,15 @@ export class RequestPolicy<R = unknown> {
    * to the caller), nor when its body cannot be replayed. Never rejects.
    */
   async retry(attempt: RequestAttempt, body?: unknown): Promise<boolean> {
+    if (attempt.nonceChallenge) {
+      attempt.nonceChallenge = false;
+      attempt.nonceRetried = true;
+      return isReplayableBody(body);
+    }
     const sent = RequestAttempt.last(attempt);
     const header = sent?.authorization;
     if (header !== undefined) {
-      const token = header.replace(BEARER, '');
+      const token = header.replace(SCHEME, '');
       const scoped =
         attempt.subject === undefined && attempt.scope === undefined
           ? undefined
@@ -477,4 +541,31 @@ function allowedOrigins(
     );
   }
   return allowed;
+}
+
+/** One response header from a `Headers`, a plain object (axios, got, Node) or undici's raw pairs. */
+function headerValue(headers: unknown, name: string): string | undefined {
+  if (headers === null || typeof headers !== 'object') return undefined;
+  const h = headers as { get?: unknown } & Record<string, unknown>;
+  if (typeof h.get === 'function') {
+    const v = (h.get as (n: string) => unknown).call(headers, name);
+    if (typeof v === 'string') return v;
+    if (v !== null && v !== undefined && typeof v !== 'object') return String(v);
+  }
+  if (Array.isArray(headers)) {
+    for (let i = 0; i + 1 < headers.length; i += 2) {
+      if (String(headers[i]).toLowerCase() === name) return String(headers[i + 1]);
+    }
+    return undefined;
+  }
+  for (const key of Object.keys(h)) {
+    if (key.toLowerCase() !== name) continue;
+    const v = h[key];
+    return Array.isArray(v)
+      ? v.map(String).join(', ')
+      : v === undefined || v === null
+        ? undefined
+        : String(v);
+  }
+  return undefined;
 }

@@ -54,6 +54,18 @@ export interface TokenEndpointOptions {
    * Defaults to `true`.
    */
   keepAlive?: boolean;
+  /**
+   * DPoP (RFC 9449): a proof is made for every attempt (a fresh `jti`, the latest nonce for the
+   * token endpoint's origin), the server's `DPoP-Nonce` is kept, and a `use_dpop_nonce` challenge is
+   * answered with exactly one more attempt. Defaults to none.
+   */
+  dpop?: DpopSigner | undefined;
+}
+
+/** What the token endpoint client needs of a DPoP key ({@link DpopKey}). */
+export interface DpopSigner {
+  proof(input: { method: string; url: string | URL }): string;
+  rememberNonce(url: string | URL, nonce: string | null | undefined): void;
 }
 
 const RETRYABLE_STATUS = new Set([429, 500, 502, 503, 504]);
@@ -103,6 +115,10 @@ const STATUS_HINTS: Record<number, string> = {
 };
 
 function hintFor(status: number, req: TokenRequest, oauthError: string | undefined): string {
+  if (oauthError === 'use_dpop_nonce')
+    return "The token endpoint asked for a DPoP nonce again after keyfob answered its challenge with the nonce it gave (RFC 9449 8); check the server's nonce lifetime and this machine's clock.";
+  if (oauthError === 'invalid_dpop_proof')
+    return "The token endpoint refused keyfob's DPoP proof; check that it accepts the key's algorithm (dpop_signing_alg_values_supported) and that this machine's clock is right (iat).";
   if (status === 401 || oauthError === 'invalid_client') {
     const inBody = "if the provider wants the credentials in the body, set clientAuth: 'body'.";
     const how =
@@ -321,6 +337,7 @@ export async function postTokenRequest(
   };
 
   let lastError: KeyfobError | undefined;
+  let nonceAnswered = false;
   for (let attempt = 0; attempt <= opts.retries; attempt++) {
     if (signal?.aborted) throw abortError(signal);
     const attempts = attempt + 1;
@@ -338,10 +355,13 @@ export async function postTokenRequest(
     timer.unref?.();
     let retryDelay: number | undefined;
     let retry = false;
+    let nonceChallenge = false;
     try {
       let res: Response;
       try {
         const body = attemptPayload(req, payload, secrets);
+        // A fresh proof for every attempt: a server accepts a proof's jti once (RFC 9449 11.1).
+        if (opts.dpop) headers.dpop = opts.dpop.proof({ method: 'POST', url: tokenUrl });
         res = await opts.fetch(tokenUrl, {
           method: 'POST',
           headers,
@@ -356,6 +376,7 @@ export async function postTokenRequest(
         retry = !last && (replayable || !sent);
         throw transportError(e, attempts, !replayable && sent && !last);
       }
+      opts.dpop?.rememberNonce(tokenUrl, res.headers.get('dpop-nonce'));
       const contentType = (res.headers.get('content-type') ?? '').toLowerCase();
       if (res.status >= 300 && res.status < 400) {
         await res.body?.cancel().catch(() => {});
@@ -431,12 +452,20 @@ export async function postTokenRequest(
         ? `${oauthError}${description ? `: ${description}` : ''}`
         : (description ?? describeBody(text, contentType, secrets));
       const retryAfterMs = parseRetryAfter(res.headers.get('retry-after'));
+      // RFC 9449 8: the server refused the proof for want of its nonce, before processing the grant
+      // (so even a single-use request may be resent): exactly one more attempt, carrying the nonce.
+      nonceChallenge =
+        opts.dpop !== undefined &&
+        !nonceAnswered &&
+        res.status === 400 &&
+        oauthError === 'use_dpop_nonce' &&
+        res.headers.has('dpop-nonce');
       // 429: a rate limiter refuses before the grant is processed, so even a single-use request may be resent.
       const retryable =
         RETRYABLE_STATUS.has(res.status) &&
         (replayable || res.status === 429) &&
         !(retryAfterMs !== undefined && retryAfterMs > opts.maxRetryAfterMs);
-      retry = retryable && !last;
+      retry = nonceChallenge || (retryable && !last);
       const notResent = !replayable && RETRYABLE_STATUS.has(res.status) && res.status !== 429 && !last;
       retryDelay = retryAfterMs;
       throw new TokenEndpointError(
@@ -458,6 +487,12 @@ export async function postTokenRequest(
     } finally {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
+    }
+    if (nonceChallenge) {
+      // Not a failure of the endpoint: answered at once, and not counted against `retries`.
+      nonceAnswered = true;
+      attempt--;
+      continue;
     }
     try {
       await sleep(retryDelay ?? backoff(attempt, opts.retryBaseDelayMs), signal, keepAlive);

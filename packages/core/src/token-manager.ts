@@ -12,6 +12,7 @@ import {
   type TokenManagerStatus,
 } from './diagnostics.js';
 import { type AuthorizationServerMetadata, Discovery } from './discovery.js';
+import type { DpopKey } from './dpop.js';
 import { ConfigurationError, ErrorCode, KeyfobError, TokenEndpointError } from './errors.js';
 import { Emitter, type Listener, type TokenManagerEvents } from './events.js';
 import {
@@ -121,7 +122,14 @@ export class TokenManager {
     this.#now = o.now;
     this.#log = createLog(o.logger);
     // With discovery the issuer identifies the token endpoint in cache keys (stable across re-reads).
-    this.#keys = new CacheKeys(o.tokenUrl || o.issuer || '', o.grant, o.maxEntries);
+    // DPoP-bound tokens are useless with another key: the key's thumbprint tells them apart (a fleet
+    // sharing a store shares tokens only when it shares the key).
+    this.#keys = new CacheKeys(
+      o.tokenUrl || o.issuer || '',
+      o.grant,
+      o.maxEntries,
+      o.dpop ? [`dpop:${o.dpop.thumbprint}`] : [],
+    );
     this.#discovery = o.issuer
       ? new Discovery(o.issuer, {
           fetch: o.fetch,
@@ -144,6 +152,7 @@ export class TokenManager {
       // Waits between attempts stay unref'd: a caller awaiting a token holds the process through
       // keepAliveWhile(), a background renewal for a token still served must not.
       keepAlive: false,
+      dpop: o.dpop,
     };
     this.#store = o.store
       ? new SharedStore(o.store, {
@@ -172,6 +181,14 @@ export class TokenManager {
         this.#log('warn', `discovery failed: ${e instanceof Error ? e.message : String(e)}`);
       });
     }
+  }
+
+  /**
+   * The DPoP key (RFC 9449) when `dpop` is on: the outgoing-request policy signs each request's proof
+   * with it. Prints only its algorithm and thumbprint; the private key cannot be read from it.
+   */
+  get dpop(): DpopKey | undefined {
+    return this.#o.dpop;
   }
 
   /** The grant type this manager uses. */
@@ -208,7 +225,7 @@ export class TokenManager {
     return e !== undefined ? e.promise : this.#slow(key, options).then((x) => x.token);
   }
 
-  /** `"Bearer <token>"`, ready for an Authorization header. */
+  /** `"Bearer <token>"` (`"DPoP <token>"` for a DPoP-bound token), ready for an Authorization header. */
   getAuthorizationHeader(options?: GetTokenOptions): Promise<string> {
     const key = options === undefined ? this.#keys.default : this.#keys.for(options);
     const e = this.#fresh(key, options);
@@ -525,6 +542,8 @@ export class TokenManager {
       maxLifetimeMs: this.#o.maxLifetimeMs,
       tokenUrl: safeUrl(this.#tokenUrl() || (this.#o.issuer ?? '')),
       ...(previousRefreshToken === undefined ? {} : { previousRefreshToken }),
+      // With DPoP every token request carried a proof: a Bearer answer is reported, not used.
+      ...(this.#o.dpop && this.#grant.usesTokenUrl ? { expectedTokenType: 'DPoP' as const } : {}),
       warn: (m) => this.#log('warn', m),
     });
   }
@@ -540,7 +559,7 @@ export class TokenManager {
     const entry: Entry = {
       token,
       promise: Promise.resolve(token),
-      header: Promise.resolve(`Bearer ${token.accessToken}`),
+      header: Promise.resolve(`${token.tokenType === 'DPoP' ? 'DPoP' : 'Bearer'} ${token.accessToken}`),
       ...freshnessOf(token, this.#o, now),
       retryAt: 0,
       failures: 0,

@@ -2,8 +2,11 @@
 export interface AccessToken {
   /** The token to send as `Authorization: Bearer <accessToken>`. */
   readonly accessToken: string;
-  /** Always `'Bearer'`: providers answer `bearer`, `BEARER` or nothing (RFC 6749 5.1 says case-insensitive). */
-  readonly tokenType: string;
+  /**
+   * `'Bearer'`, or `'DPoP'` for a token bound to the manager's DPoP key (RFC 9449). Providers answer
+   * `bearer`, `BEARER` or nothing (RFC 6749 5.1 says case-insensitive).
+   */
+  readonly tokenType: 'Bearer' | 'DPoP';
   /** Expiry instant, epoch ms. Undefined only for a static token without expiry. */
   readonly expiresAt?: number;
   /** When keyfob asked for it, epoch ms; used to size the refresh margin of short-lived tokens. */
