@@ -16,6 +16,7 @@ import {
   type Meter,
   type MeterProvider,
   metrics,
+  type ObservableCounter,
   type ObservableGauge,
   type ObservableResult,
   type Span,
@@ -46,7 +47,7 @@ export interface KeyfobInstrumentationConfig {
 interface Instruments {
   requests: Counter;
   duration: Histogram;
-  lookups: Counter;
+  lookups: ObservableCounter;
   refreshes: Counter;
   invalidations: Counter;
   storeFailures: Counter;
@@ -107,6 +108,12 @@ export class KeyfobInstrumentation {
   #meter: Meter;
   #instruments: Instruments;
   readonly #inflight = new WeakMap<TokenRequestMessage, InFlight>();
+  /**
+   * Cache lookups happen on every getToken(): counted here (a Map increment) and reported by an
+   * observable counter at collection, instead of a synchronous counter's attribute hashing per call.
+   * Bounded: grant types x 3 results.
+   */
+  readonly #lookupCounts = new Map<string, { attributes: Attributes; value: number }>();
   #expiry: ExpiryTracker;
 
   constructor(config: KeyfobInstrumentationConfig = {}) {
@@ -124,6 +131,7 @@ export class KeyfobInstrumentation {
 
   setMeterProvider(provider: MeterProvider): void {
     this.#instruments.expiresIn.removeCallback(this.#observeExpiry);
+    this.#instruments.lookups.removeCallback(this.#observeLookups);
     this.#meter = provider.getMeter(NAME, VERSION);
     this.#instruments = this.#createInstruments();
   }
@@ -169,6 +177,11 @@ export class KeyfobInstrumentation {
       unit: 's',
     });
     expiresIn.addCallback(this.#observeExpiry);
+    const lookups = m.createObservableCounter('keyfob.cache.lookups', {
+      description: 'Token lookups by result: hit, stale (served while a refresh is due) or miss.',
+      unit: '{lookup}',
+    });
+    lookups.addCallback(this.#observeLookups);
     return {
       requests: m.createCounter('keyfob.token.requests', {
         description: 'HTTP requests to the token endpoint (each retry counts).',
@@ -179,10 +192,7 @@ export class KeyfobInstrumentation {
         unit: 's',
         advice: { explicitBucketBoundaries: DURATION_BUCKETS },
       }),
-      lookups: m.createCounter('keyfob.cache.lookups', {
-        description: 'Token lookups by result: hit, stale (served while a refresh is due) or miss.',
-        unit: '{lookup}',
-      }),
+      lookups,
       refreshes: m.createCounter('keyfob.token.refreshes', {
         description: 'Replacements of a cached token, by trigger and outcome.',
         unit: '{refresh}',
@@ -201,6 +211,10 @@ export class KeyfobInstrumentation {
 
   readonly #observeExpiry = (result: ObservableResult): void => {
     for (const [attributes, seconds] of this.#expiry.observe(Date.now())) result.observe(seconds, attributes);
+  };
+
+  readonly #observeLookups = (result: ObservableResult): void => {
+    for (const { attributes, value } of this.#lookupCounts.values()) result.observe(value, attributes);
   };
 
   readonly #onRequestStart = guard((message: unknown): void => {
@@ -257,7 +271,13 @@ export class KeyfobInstrumentation {
 
   readonly #onLookup = guard((message: unknown): void => {
     const m = message as CacheLookupMessage;
-    this.#instruments.lookups.add(1, { 'keyfob.grant_type': m.grantType, 'keyfob.cache.result': m.result });
+    const id = `${m.grantType}\u0000${m.result}`;
+    const c = this.#lookupCounts.get(id);
+    if (c !== undefined) c.value++;
+    else {
+      const attributes = { 'keyfob.grant_type': m.grantType, 'keyfob.cache.result': m.result };
+      this.#lookupCounts.set(id, { attributes, value: 1 });
+    }
   });
 
   readonly #onObtained = guard((message: unknown): void => {

@@ -241,7 +241,7 @@ describe('KeyfobInstrumentation: shared store', () => {
           throw new Error('store unreachable');
         },
         set: async () => {},
-        delete: async () => {},
+        delete: async () => true,
       },
     });
     await m.getToken();
