@@ -325,6 +325,13 @@ describe('KeyfobInstrumentation: lifecycle', () => {
     expect(inst.getConfig().enabled).toBe(false);
   });
 
+  it('spans: false records metrics only', async () => {
+    otel.instrumentation.setConfig({ spans: false });
+    await manager().getToken();
+    expect(otel.spans.getFinishedSpans()).toHaveLength(0);
+    expect(otel.sum(await otel.collect(), 'keyfob.token.requests')).toBe(1);
+  });
+
   it('subjectAttribute puts keyfob.subject on spans; off by default', async () => {
     await otel.shutdown();
     otel = setupOtel({ subjectAttribute: true });
