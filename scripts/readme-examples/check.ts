@@ -5,7 +5,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import ts from 'typescript';
 import { type ExampleBlock, extractBlocks, findReadmes } from './extract.ts';
 import { startExampleServers } from './servers.ts';
@@ -85,7 +85,7 @@ function write(blocks: ExampleBlock[]): Written[] {
   });
 }
 
-function typecheck(examples: Written[]): Map<string, string[]> {
+export function typecheck(examples: Pick<Written, 'file' | 'readme' | 'line'>[]): Map<string, string[]> {
   const program = ts.createProgram(
     examples.map((e) => e.file),
     compilerOptions,
@@ -172,4 +172,4 @@ async function main() {
   );
 }
 
-await main();
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main();

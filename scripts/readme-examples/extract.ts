@@ -15,7 +15,8 @@ export interface ExampleBlock {
   context: string;
 }
 
-const MARKER = /^<!--\s*(fragment|run|check)\s*-->$/;
+/** `<!-- fragment -->`, `<!-- run -->`, `<!-- check -->`, optionally with a note: `<!-- fragment: inside a route -->`. */
+const MARKER = /^<!--\s*(fragment|run|check)\b(?:\s*:[^>]*)?\s*-->$/;
 const FENCE = /^```(ts|typescript|tsx|mts)\s*$/;
 
 /** README.md of the root, of every package and of every app. */
