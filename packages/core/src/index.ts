@@ -16,6 +16,7 @@ export {
   type UnauthorizedRetryMessage,
 } from './diagnostics.js';
 export type { AuthorizationServerMetadata } from './discovery.js';
+export { DpopKey, type DpopOptions, type DpopProofInput, dpopHtu, isUseDpopNonce } from './dpop.js';
 export { type EnvOptions, type EnvTokenManagerOptions, optionsFromEnv } from './env.js';
 export {
   ConfigurationError,
@@ -32,7 +33,6 @@ export type {
   TokenEvent,
   TokenManagerEvents,
 } from './events.js';
-export { DpopKey, type DpopOptions, type DpopProofInput, dpopHtu, isUseDpopNonce } from './dpop.js';
 export {
   type AuthorizationCodeGrant,
   type AuthorizationCodeOptions,
@@ -58,7 +58,12 @@ export {
 } from './grants/jwt-bearer.js';
 export { type PasswordGrantOptions, passwordGrant } from './grants/password.js';
 export { type StaticTokenOptions, staticToken } from './grants/static-token.js';
-export { type TokenExchangeOptions, TokenType, tokenExchange } from './grants/token-exchange.js';
+export {
+  bearerToken,
+  type TokenExchangeOptions,
+  TokenType,
+  tokenExchange,
+} from './grants/token-exchange.js';
 export { fingerprint, REDACTED, redact, safeUrl } from './redact.js';
 export {
   isReplayableBody,

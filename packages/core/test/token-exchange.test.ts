@@ -2,6 +2,7 @@ import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { inspect } from 'node:util';
 import { type RunningAuthorizationServer, startAuthorizationServer } from '@keyfob/authorization-server';
 import {
+  bearerToken,
   ConfigurationError,
   clientCredentials,
   jwtBearer,
@@ -132,7 +133,11 @@ describe('tokenExchange (RFC 8693)', () => {
       expect(text).not.toContain(forged.slice(20, 60));
       expect(text).not.toContain('service-exchange-secret');
     }
-    const missing = await rejection(tokens.getToken());
+    expect(bearerToken('Bearer abc.def-ghi')).toBe('abc.def-ghi');
+    expect(bearerToken(['bearer xyz'])).toBe('xyz');
+    expect(bearerToken('Basic abc')).toBeUndefined();
+    expect(bearerToken(undefined)).toBeUndefined();
+    const missing = await rejection(tokens.getToken({ subjectToken: bearerToken(undefined) }));
     expect(missing).toBeInstanceOf(ConfigurationError);
     expect((missing as Error).message).toMatch(/getToken\(\{ subjectToken \}\)/);
   });

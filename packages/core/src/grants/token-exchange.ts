@@ -51,6 +51,20 @@ export interface TokenExchangeOptions extends ClientAssertionOptions {
   extraParams?: Record<string, string> | undefined;
 }
 
+/**
+ * The token of an incoming `Authorization: Bearer <token>` header (RFC 6750 2.1), for
+ * `getToken({ subjectToken })`: `bearerToken(req.headers.authorization)` in Express, NestJS or node:http.
+ * Undefined when the header is missing or not a Bearer one.
+ */
+export function bearerToken(
+  authorization: string | readonly string[] | null | undefined,
+): string | undefined {
+  const value = Array.isArray(authorization) ? authorization[0] : authorization;
+  if (typeof value !== 'string') return undefined;
+  const match = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(value);
+  return match?.[1];
+}
+
 /** Seconds until the token's JWT `exp`, when it is a JWT with one. */
 function secondsLeft(token: string, now: number): number | undefined {
   const exp = decodeJwtClaims(token)?.exp;
