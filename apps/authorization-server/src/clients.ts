@@ -37,6 +37,11 @@ export interface ClientConfig {
    * (no fragment). That is how the samples, which listen on random ports, are served.
    */
   redirectUris?: string[];
+  /**
+   * RFC 9449 5.2: the client's access tokens are always DPoP-bound (`dpop_bound_access_tokens`): its token
+   * requests need a DPoP proof. Requires the server's `dpop` option.
+   */
+  dpopBound?: boolean;
   /** Space-separated scopes the client may ask for. */
   scope: string;
 }
@@ -87,6 +92,29 @@ export const DEFAULT_CLIENTS: ClientConfig[] = [
     tokenEndpointAuthMethod: 'none',
     grantTypes: ['authorization_code', 'refresh_token'],
     // Public client: PKCE (S256) is required. Any loopback redirect URI is accepted.
+    scope: 'openid offline_access api:read',
+  },
+];
+
+/**
+ * Clients added with the server's `dpop` option (when `clients` is not given): DPoP-bound tokens for a
+ * client-credentials service and for a public authorization-code app (whose refresh tokens are DPoP-bound too,
+ * RFC 9449 5).
+ */
+export const DPOP_CLIENTS: ClientConfig[] = [
+  {
+    clientId: 'service-dpop',
+    clientSecret: 'service-dpop-secret',
+    tokenEndpointAuthMethod: 'client_secret_basic',
+    grantTypes: ['client_credentials'],
+    dpopBound: true,
+    scope: 'api:read api:write',
+  },
+  {
+    clientId: 'public-app-dpop',
+    tokenEndpointAuthMethod: 'none',
+    grantTypes: ['authorization_code', 'refresh_token'],
+    dpopBound: true,
     scope: 'openid offline_access api:read',
   },
 ];

@@ -26,11 +26,13 @@ import {
   apiScopesOf,
   type ClientConfig,
   DEFAULT_CLIENTS,
+  DPOP_CLIENTS,
   isLoopbackRedirectUri,
   JWT_BEARER,
   OIDC_SCOPES,
   TOKEN_EXCHANGE,
 } from './clients.js';
+import { createDpopApi, type DpopApiControl } from './dpop-api.js';
 import { BodyTooLargeError, presentedClientAuth, readBody, sendJson } from './http-util.js';
 import { createMemoryAdapterFactory } from './memory-adapter.js';
 import { silenceOidcProviderNotices } from './quiet.js';
@@ -62,6 +64,13 @@ export interface AuthorizationServerOptions {
    * `key` / `cert` are the server's (PEM), `ca` the CA (PEM) that signs client certificates. Default off.
    */
   mtls?: { key: string; cert: string; ca: string };
+  /**
+   * DPoP (RFC 9449): oidc-provider's DPoP feature (nonces available), the {@link DPOP_CLIENTS} (unless `clients`
+   * is given) and a DPoP-only protected API at `${issuer}/dpop-api` (see `RunningAuthorizationServer.dpop`).
+   * `tokenEndpointNonce`: the token endpoint requires a DPoP nonce (default false); `apiNonce`: the API requires
+   * its own (default false). Both can be switched later on `dpop`. Default off.
+   */
+  dpop?: { tokenEndpointNonce?: boolean; apiNonce?: boolean };
 }
 
 export interface AuthorizationServerStats {
@@ -99,6 +108,8 @@ export interface RunningAuthorizationServer {
    * work only there, with the same certificate).
    */
   mtls?: { origin: string; tokenUrl: string; apiUrl: string };
+  /** With the `dpop` option: the DPoP-only API and its switches (nonces on and off, replays, requests seen). */
+  dpop?: DpopApiControl;
   /** Live counters (the same object all along; resetStats() zeroes it in place). */
   stats: AuthorizationServerStats;
   resetStats(): void;
@@ -145,7 +156,7 @@ function str(value: unknown): string | undefined {
 
 const SECRET_METHODS = new Set(['client_secret_basic', 'client_secret_post', 'client_secret_jwt']);
 
-function toClientMetadata(client: ClientConfig, mtls: boolean): ClientMetadata {
+function toClientMetadata(client: ClientConfig, mtls: boolean, dpop: boolean): ClientMetadata {
   const code = client.grantTypes.includes('authorization_code');
   const method = client.tokenEndpointAuthMethod;
   if (SECRET_METHODS.has(method) && !client.clientSecret) {
@@ -160,12 +171,15 @@ function toClientMetadata(client: ClientConfig, mtls: boolean): ClientMetadata {
   if ((method === 'tls_client_auth' || client.certificateBound) && !mtls) {
     throw new TypeError(`client ${client.clientId} needs the server's mtls option`);
   }
+  if (client.dpopBound && !dpop)
+    throw new TypeError(`client ${client.clientId} needs the server's dpop option`);
   return {
     client_id: client.clientId,
     ...(SECRET_METHODS.has(method) ? { client_secret: client.clientSecret } : {}),
     ...(client.jwks ? { jwks: client.jwks as never } : {}),
     ...(client.tlsClientAuthSanDns ? { tls_client_auth_san_dns: client.tlsClientAuthSanDns } : {}),
     ...(client.certificateBound ? { tls_client_certificate_bound_access_tokens: true } : {}),
+    ...(client.dpopBound ? { dpop_bound_access_tokens: true } : {}),
     token_endpoint_auth_method: method,
     grant_types: [...client.grantTypes],
     response_types: code ? ['code'] : [],
@@ -186,7 +200,9 @@ export async function startAuthorizationServer(
   const accessTtl = positiveInteger('accessTokenTtlSeconds', options.accessTokenTtlSeconds ?? 60);
   const refreshTtl = positiveInteger('refreshTokenTtlSeconds', options.refreshTokenTtlSeconds ?? 3600);
   const tokenLatencyMs = Math.max(0, options.tokenLatencyMs ?? 0);
-  const clients = options.clients ?? DEFAULT_CLIENTS;
+  const clients = options.clients ?? (options.dpop ? [...DEFAULT_CLIENTS, ...DPOP_CLIENTS] : DEFAULT_CLIENTS);
+  /** The token endpoint's nonce switch, read by oidc-provider for every proof. */
+  const dpopSwitch = { tokenEndpointNonce: options.dpop?.tokenEndpointNonce === true };
   const port = options.port ?? 0;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`invalid port ${port}`);
   const seen = new Set<string>();
@@ -283,12 +299,15 @@ export async function startAuthorizationServer(
     ...new Set([...OIDC_SCOPES, ...clients.flatMap((client) => client.scope.split(' '))]),
   ].filter(Boolean);
   const adapter = createMemoryAdapterFactory();
+  let dpopControl: DpopApiControl | undefined;
 
   const configuration: Configuration = {
     adapter: adapter.factory,
     jwks: { keys: [privateJwk as never] },
     cookies: { keys: [randomBytes(32).toString('base64url')] },
-    clients: clients.map((client) => toClientMetadata(client, tlsServer !== undefined)),
+    clients: clients.map((client) =>
+      toClientMetadata(client, tlsServer !== undefined, options.dpop !== undefined),
+    ),
     scopes: allScopes,
     claims: { openid: ['sub'] },
     responseTypes: ['code'],
@@ -304,8 +323,14 @@ export async function startAuthorizationServer(
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
       introspection: { enabled: false },
-      // keyfob sends Bearer tokens only; with DPoP off a stray DPoP header is ignored instead of binding the token.
-      dPoP: { enabled: false },
+      // Without the dpop option a stray DPoP header is ignored instead of binding the token.
+      dPoP: options.dpop
+        ? {
+            enabled: true,
+            nonceSecret: randomBytes(32),
+            requireNonce: () => dpopControl?.tokenEndpointNonce ?? dpopSwitch.tokenEndpointNonce,
+          }
+        : { enabled: false },
       mTLS: {
         enabled: tlsServer !== undefined,
         tlsClientAuth: true,
@@ -386,6 +411,8 @@ export async function startAuthorizationServer(
       ...(tlsServer ? (['tls_client_auth'] as const) : []),
     ],
     clientBasedCORS: () => true,
+    // keyfob signs proofs with ES256 by default, and with the algorithm of the key a user gives.
+    enabledJWA: { dPoPSigningAlgValues: ['ES256', 'ES384', 'RS256', 'PS256', 'EdDSA', 'Ed25519'] },
     ...(mtlsOrigin
       ? { discovery: { mtls_endpoint_aliases: { token_endpoint: `${mtlsOrigin}/token` } } }
       : {}),
@@ -782,9 +809,26 @@ export async function startAuthorizationServer(
     },
   });
 
+  const dpopApiBasePath = '/dpop-api';
+  const dpopApi = options.dpop
+    ? createDpopApi({
+        issuer,
+        audience: apiUrl,
+        basePath: dpopApiBasePath,
+        jwks,
+        rejectReason,
+        tokenEndpointNonce: dpopSwitch.tokenEndpointNonce,
+        apiNonce: options.dpop.apiNonce === true,
+      })
+    : undefined;
+  dpopControl = dpopApi?.control;
+
   handler = async (req, res) => {
     const url = new URL(req.url ?? '/', issuer);
     const { pathname } = url;
+    if (dpopApi && (pathname === dpopApiBasePath || pathname.startsWith(`${dpopApiBasePath}/`))) {
+      return dpopApi.handle(req, res, url);
+    }
     if (pathname === apiBasePath || pathname.startsWith(`${apiBasePath}/`)) return handleApi(req, res, url);
     if (req.method === 'GET' && INTERACTION_PATH.test(pathname)) return handleInteraction(req, res);
     if (req.method === 'POST' && pathname === tokenPath) return handleToken(req, res);
@@ -810,6 +854,7 @@ export async function startAuthorizationServer(
           },
         }
       : {}),
+    ...(dpopControl ? { dpop: dpopControl } : {}),
     stats,
     resetStats() {
       stats.tokenRequests = 0;
