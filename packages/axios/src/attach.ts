@@ -159,8 +159,16 @@ function send(
   url: string,
 ): Promise<AxiosResponse> {
   const signal = config.signal instanceof AbortSignal ? config.signal : undefined;
-  return policy.headers(attempt, config.method ?? 'get', url, signal).then(
-    (headers) => transmit(policy, adapter, config, attempt, url, headers),
+  let headers: TokenHeaders | Promise<TokenHeaders>;
+  try {
+    headers = policy.headersNow(attempt, config.method ?? 'get', url, signal);
+  } catch (error) {
+    return Promise.reject(requestError(error, config));
+  }
+  // The cached token's headers come synchronously: no promise hop on the hot path.
+  if (!(headers instanceof Promise)) return transmit(policy, adapter, config, attempt, url, headers);
+  return headers.then(
+    (h) => transmit(policy, adapter, config, attempt, url, h),
     (error: unknown) => {
       throw requestError(error, config);
     },
@@ -260,11 +268,25 @@ function redirectHook(
     if (userHook) userHook(opts, responseDetails, requestDetails);
     const target = redirectTarget(opts);
     const method = typeof opts.method === 'string' ? opts.method : 'GET';
-    if (target !== undefined && policy.redirect(attempt, method, target) !== undefined) return;
+    const next = target === undefined ? undefined : policy.redirect(attempt, method, target);
+    if (next !== undefined) {
+      // An allowed origin: the policy's headers for this hop (a fresh DPoP proof, say), even where
+      // follow-redirects dropped Authorization on its own.
+      setValues(opts.headers, next);
+      return;
+    }
     // Not allowed, or a target we cannot tell: fail closed.
-    if (target === undefined) policy.redirect(attempt, method, 'about:blank');
+    if (target === undefined) policy.stripped(attempt);
     removeValues(opts.headers, headers);
   };
+}
+
+/** Sets each of `headers` on a plain header object, replacing a same-named header whatever its case. */
+function setValues(target: unknown, headers: TokenHeaders): void {
+  if (!target || typeof target !== 'object') return;
+  const h = target as Record<string, unknown>;
+  for (const k of Object.keys(h)) if (k.toLowerCase() in headers) delete h[k];
+  for (const name in headers) h[name] = headers[name];
 }
 
 /**

@@ -118,17 +118,22 @@ function requestWith(
   const fn = (url: URL, native: NativeOptions, callback?: (response: unknown) => void) => {
     // got builds these native options for this call only; its own `options.headers` stays as it was.
     native.headers = { ...native.headers, ...headers };
-    const call = (f: RequestFunction) =>
-      (f as unknown as (u: URL, o: unknown, c?: unknown) => unknown)(url, native, callback);
-    if (original === undefined) return call(options.getFallbackRequestFunction() as RequestFunction);
+    if (original === undefined) return callWith(options.getFallbackRequestFunction(), url, native, callback);
     // got falls back to its own request function when a custom one returns undefined: with the token.
-    const fallback = () => call(options.getFallbackRequestFunction() as RequestFunction);
-    const result = call(original);
-    if (result === undefined) return fallback();
-    if (result instanceof Promise) return result.then((r) => (r === undefined ? fallback() : r));
+    const result = callWith(original, url, native, callback);
+    if (result === undefined) return callWith(options.getFallbackRequestFunction(), url, native, callback);
+    if (result instanceof Promise) {
+      return result.then((r) =>
+        r === undefined ? callWith(options.getFallbackRequestFunction(), url, native, callback) : r,
+      );
+    }
     return result;
   };
   return fn as unknown as RequestFunction;
+}
+
+function callWith(fn: unknown, url: URL, native: NativeOptions, callback: unknown): unknown {
+  return (fn as (u: URL, o: unknown, c?: unknown) => unknown)(url, native, callback);
 }
 
 /** Sets (or, without headers, takes back) keyfob's request function for this hop. */
@@ -199,7 +204,8 @@ function hooksFor(
     return policy;
   };
 
-  const beforeRequest: BeforeRequestHook = async (opts) => {
+  // Not async: with the token cached the policy answers synchronously, and got only awaits undefined.
+  const beforeRequest: BeforeRequestHook = (opts) => {
     let state = stateOf(opts);
     if (state !== undefined) {
       // A redirect hop: the redirect hook has decided.
@@ -218,8 +224,10 @@ function hooksFor(
       return install(opts, state);
     }
     const signal = (opts as { signal?: AbortSignal }).signal ?? undefined;
-    const headers = await state.policy.headers(state.attempt, opts.method, url!, signal);
-    install(opts, state, headers);
+    const headers = state.policy.headersNow(state.attempt, opts.method, url!, signal);
+    if (!(headers instanceof Promise)) return install(opts, state, headers);
+    const s = state;
+    return headers.then((h) => install(opts, s, h));
   };
 
   const beforeRedirect: BeforeRedirectHook = (opts) => {
