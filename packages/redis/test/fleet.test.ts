@@ -227,6 +227,41 @@ describe.skipIf(skipRedis)('a fleet sharing tokens through Redis', () => {
     for (const t of [t1, during[0]!, forced, t4]) expect(log.lines.join('\n')).not.toContain(t.accessToken);
   });
 
+  it('lock waiters follow the holder: when its request fails, another process takes over at once, not after lockWaitMs', async () => {
+    const redis = await redisServer();
+    let n = 0;
+    const server = await startServer(() =>
+      n++ === 0
+        ? { status: 400, delayMs: 800, body: { error: 'invalid_request' } }
+        : { body: { access_token: `tok-${n}-after-holder`, token_type: 'Bearer', expires_in: 3600 } },
+    );
+    cleanup.push(() => server.close());
+    const make = async () => {
+      const r = client(redis.port);
+      await ready(r);
+      const m = new TokenManager({
+        tokenUrl: `${server.url}/token`,
+        grant: clientCredentials({ clientId: 'svc', clientSecret: 'svc-secret-lock' }),
+        store: new RedisTokenStore({ client: r }),
+        lockWaitMs: 60_000, // waiting this out would time the test out
+      });
+      cleanup.push(() => m.close());
+      return m;
+    };
+    const [holder, waiter] = await Promise.all([make(), make()]);
+    const held = holder.getToken().then(
+      () => 'resolved',
+      (e: unknown) => e,
+    );
+    // The holder has the lock and its request is at the endpoint (bounded wait).
+    for (let i = 0; i < 200 && server.requests.length === 0; i++) await sleep(10);
+    expect(server.requests).toHaveLength(1);
+    const token = await waiter.getToken();
+    expect(token.accessToken).toBe('tok-2-after-holder');
+    expect(await held).toMatchObject({ code: 'KEYFOB_TOKEN_ENDPOINT', status: 400 });
+    expect(server.requests).toHaveLength(2);
+  }, 15_000);
+
   it('with ioredis defaults (offline queue) a dead Redis costs storeTimeoutMs, never a hang or a failure', async () => {
     const redis = await redisServer();
     const api = await genericClientCredentials({ clientId: 'svc', clientSecret: 'svc-secret' });
