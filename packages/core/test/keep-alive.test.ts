@@ -84,9 +84,10 @@ describe('postTokenRequest keepAlive: a caller waiting through a retry keeps the
 
   it('keepAlive: false (background refresh) does not hold the process open', async () => {
     const server = await endpoint([
-      { status: 429, headers: { 'retry-after': '1' }, body: { error: 'slow_down' } },
+      { status: 429, headers: { 'retry-after': '1', connection: 'close' }, body: { error: 'slow_down' } },
       ok,
     ]);
+    // `connection: close`: no idle keep-alive socket is left to hold the process either.
     const run = await runScript(`${server.url}/token`, false);
     expect(run.stdout).not.toContain('token:');
     expect(run.code).toBe(13);
