@@ -269,6 +269,22 @@ describe('keyfob check', () => {
     expect(human.stdout).toContain('client auth: from the issuer metadata');
   });
 
+  it('client_secret_jwt from KEYFOB_CLIENT_AUTH against the real authorization server', async () => {
+    const server = await serve(startAuthorizationServer());
+    const secret = 'service-jwt-secret-0123456789abcdef0123456789';
+    const r = await keyfob(['check', '--json'], {
+      KEYFOB_ISSUER: server.issuer,
+      KEYFOB_CLIENT_ID: 'service-jwt',
+      KEYFOB_CLIENT_SECRET: secret,
+      KEYFOB_CLIENT_AUTH: 'client_secret_jwt',
+    });
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report.endpoint.clientAuth).toBe('client_secret_jwt');
+    expect(report.token.jwt.claims.client_id ?? report.token.jwt.claims.sub).toBeDefined();
+    expect(r.stdout).not.toContain(secret);
+  });
+
   it('issuer without metadata: discovery failure, exit 1, what to check', async () => {
     const server = await serve(genericClientCredentials({ clientId: 'svc', clientSecret: SECRET }));
     const r = await keyfob(['check', '--json', '--issuer', server.url], {
