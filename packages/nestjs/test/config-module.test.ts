@@ -30,10 +30,15 @@ class Sync {
 }
 
 /** The README's named-managers example, with the providers on 127.0.0.1 and the values in ConfigModule. */
-function appModule(billing: ProviderServer, riskVars: Record<string, string>, importConfig: boolean) {
+function appModule(
+  billing: ProviderServer,
+  riskVars: Record<string, string>,
+  importConfig: boolean,
+  globalConfig = false,
+) {
   @Module({
     imports: [
-      ConfigModule.forRoot({ ignoreEnvFile: true, load: [() => riskVars] }),
+      ConfigModule.forRoot({ ignoreEnvFile: true, isGlobal: globalConfig, load: [() => riskVars] }),
       KeyfobModule.forRoot({
         name: 'billing',
         tokenUrl: billing.tokenUrl,
@@ -88,6 +93,26 @@ describe('README: forRootAsync with ConfigModule, named managers', () => {
     expect(billing.issuer.tokenRequests).toBe(1);
     expect(risk.issuer.tokenRequests).toBe(1);
     expect((await sync.riskTokens.getToken()).scope).toBe('read write');
+  });
+
+  it('ConfigModule.forRoot({ isGlobal: true }): the factory gets ConfigService without imports', async () => {
+    const billing = await serve(
+      genericClientCredentials({ clientId: 'billing', clientSecret: 'billing-secret' }),
+    );
+    const risk = await serve(riskCloud({ clientId: 'risk', clientSecret: 'risk-secret' }));
+    const vars = {
+      RISK_TOKEN_URL: risk.tokenUrl,
+      RISK_CLIENT_ID: 'risk',
+      RISK_CLIENT_SECRET: 'risk-secret',
+      RISK_API_URL: risk.apiUrl,
+    };
+    const app = await NestFactory.createApplicationContext(appModule(billing, vars, false, true), {
+      logger: false,
+      abortOnError: false,
+    });
+    cleanup.push(() => app.close());
+    const r = await firstValueFrom(app.get(Sync).risk.get('/records'));
+    expect(r.data).toMatchObject({ ok: true, path: '/api/records' });
   });
 
   it('without imports: [ConfigModule] a non-global ConfigModule is not visible to the factory (the README names the import)', async () => {
