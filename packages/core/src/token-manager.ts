@@ -608,6 +608,12 @@ export class TokenManager {
       get authorizationEndpoint() {
         return manager.#discovery?.current?.authorizationEndpoint;
       },
+      get revocationEndpoint() {
+        const metadata = manager.#discovery?.current;
+        if (!metadata) return undefined;
+        const alias = manager.#o.mtls ? metadata.mtlsEndpointAliases?.revocationEndpoint : undefined;
+        return alias ?? metadata.revocationEndpoint;
+      },
       exchange: async (input, send, signal) => {
         if (this.#closed) throw new KeyfobError('TokenManager is closed.', { code: ErrorCode.Closed });
         const started = this.#now();

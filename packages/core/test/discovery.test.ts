@@ -228,6 +228,9 @@ describe('discovery', () => {
     expect(JSON.parse(Buffer.from(token.accessToken.split('.')[1]!, 'base64url').toString()).sub).toBe(
       'erin',
     );
+    // deleteToken({ revoke: true }) reaches the discovered revocation endpoint.
+    await tokens.deleteToken({ subject: 'erin', revoke: true });
+    expect(server.stats.revocations).toBe(2); // refresh token, then access token
 
     const without = authorizationCode({
       clientId: 'web-app',

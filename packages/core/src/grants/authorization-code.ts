@@ -41,7 +41,8 @@ export interface AuthorizationCodeOptions extends ClientAssertionOptions {
   /**
    * Token revocation endpoint (RFC 7009); when set, `deleteToken({ subject, revoke: true })` revokes.
    * It receives the client secret and tokens, so it must be https unless loopback or the manager's
-   * `allowInsecureHttp`. Defaults to none.
+   * `allowInsecureHttp`. Defaults to the discovered `revocation_endpoint` when the TokenManager has an
+   * `issuer`, else none.
    */
   revocationUrl?: string | undefined;
   /** Extra parameters sent to the token endpoint with every exchange and refresh. */
@@ -205,11 +206,13 @@ export function authorizationCode(options: AuthorizationCodeOptions): Authorizat
       binding.bind(host);
     },
     async revoke(token, tokenTypeHint) {
-      if (revocationUrl === undefined) return;
-      await binding.host('revoke()').post(revocationUrl, {
+      const host = binding.host('revoke()');
+      const url = revocationUrl ?? host.revocationEndpoint;
+      if (url === undefined) return;
+      await host.post(url, {
         ...buildRequest({
           ...common,
-          ...authFor({ authMethods: undefined, tokenUrl: revocationUrl }),
+          ...authFor({ authMethods: undefined, tokenUrl: url }),
           basicEncoding: encoding.current,
           extraParams: undefined,
           grantType: 'revocation',

@@ -15,6 +15,8 @@ export interface GrantHost {
   readonly closed: boolean;
   /** The discovered `authorization_endpoint`, once the manager's discovery has read it (with `issuer`). */
   readonly authorizationEndpoint: string | undefined;
+  /** The discovered `revocation_endpoint` (its mTLS alias with the manager's `mtls`), once read. */
+  readonly revocationEndpoint: string | undefined;
   /**
    * Runs a token request the user started (authorization code exchange) and stores the token set
    * under the given subject and scope, as if `getToken` had fetched it.
