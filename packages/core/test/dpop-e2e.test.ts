@@ -225,7 +225,7 @@ describe('DPoP against oidc-provider and a verifying API', () => {
       dpop: { privateKey: pem },
       logger: { debug: push, info: push, warn: push, error: push },
     });
-    m.on('token', (e) => events.push(e));
+    m.on('tokenFetched', (e) => events.push(e));
     const token = await m.getToken();
     const bad = manager({
       tokenUrl: server.tokenUrl,
@@ -234,6 +234,7 @@ describe('DPoP against oidc-provider and a verifying API', () => {
       logger: { debug: push, info: push, warn: push, error: push },
       retries: 0,
     });
+    bad.on('tokenFailed', (e) => events.push(e));
     const error = await bad.getToken().catch((e: unknown) => e);
     expect(isKeyfobError(error)).toBe(true);
     const badKey = (() => {
@@ -248,6 +249,7 @@ describe('DPoP against oidc-provider and a verifying API', () => {
       }
     })();
     expect(isKeyfobError(badKey)).toBe(true);
+    expect(events).toHaveLength(2);
     for (const value of [error, badKey, lines, events, m, m.dpop, token]) {
       expect(leakScan(value, secrets)).toEqual([]);
     }
