@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { type ClientAssertionOptions, ClientAuth } from '../client-auth.js';
 import { ConfigurationError, LoginRequiredError } from '../errors.js';
+import { REDACTED } from '../redact.js';
 import { assertSecureUrl } from '../secure-url.js';
 import type { AccessToken } from '../types.js';
 import { GrantBinding, type GrantHost } from './binding.js';
@@ -255,7 +256,7 @@ export function authorizationCode(options: AuthorizationCodeOptions): Authorizat
     redirectUri,
     authorizeUrl,
     pkce,
-    clientSecret: clientSecret ? '[REDACTED]' : undefined,
+    clientSecret: clientSecret ? REDACTED : undefined,
   });
   return grant;
 }

@@ -1,5 +1,6 @@
 import { type ClientAssertionOptions, ClientAuth } from '../client-auth.js';
 import { ConfigurationError } from '../errors.js';
+import { REDACTED } from '../redact.js';
 import {
   BasicEncoding,
   buildRequest,
@@ -89,6 +90,6 @@ export function clientCredentials(options: ClientCredentialsOptions): Grant {
       );
     },
   };
-  grantInspect(grant, { clientId, clientAuth, scope, clientSecret: '[REDACTED]' });
+  grantInspect(grant, { clientId, clientAuth, scope, clientSecret: REDACTED });
   return grant;
 }

@@ -1,5 +1,6 @@
 import { type ClientAssertionOptions, ClientAuth } from '../client-auth.js';
 import { ConfigurationError } from '../errors.js';
+import { REDACTED } from '../redact.js';
 import {
   BasicEncoding,
   buildRequest,
@@ -98,6 +99,6 @@ export function jwtBearer(options: JwtBearerOptions): Grant {
       );
     },
   };
-  grantInspect(grant, { clientId, clientAuth: auth?.method, scope, assertion: '[REDACTED]' });
+  grantInspect(grant, { clientId, clientAuth: auth?.method, scope, assertion: REDACTED });
   return grant;
 }

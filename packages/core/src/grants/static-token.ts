@@ -1,4 +1,5 @@
 import { ConfigurationError } from '../errors.js';
+import { REDACTED } from '../redact.js';
 import { type Grant, grantInspect } from './grant.js';
 
 export interface StaticTokenOptions {
@@ -32,6 +33,6 @@ export function staticToken(options: StaticTokenOptions): Grant {
       };
     },
   };
-  grantInspect(grant, { accessToken: '[REDACTED]', expiresAt });
+  grantInspect(grant, { accessToken: REDACTED, expiresAt });
   return grant;
 }

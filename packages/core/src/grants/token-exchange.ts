@@ -1,6 +1,7 @@
 import { type ClientAssertionOptions, ClientAuth } from '../client-auth.js';
 import { ConfigurationError } from '../errors.js';
 import { decodeJwtClaims } from '../jwt.js';
+import { REDACTED } from '../redact.js';
 import {
   BasicEncoding,
   buildRequest,
@@ -162,7 +163,7 @@ export function tokenExchange(options: TokenExchangeOptions): Grant {
     scope,
     audience,
     subjectTokenType,
-    clientSecret: '[REDACTED]',
+    clientSecret: REDACTED,
   });
   return grant;
 }
