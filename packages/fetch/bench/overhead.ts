@@ -29,9 +29,18 @@ export interface OverheadFigures {
   cpuBaseline: number;
   /** CPU time per request, keyfob / hard-coded (concurrency 1 only). */
   cpuRatio: number;
+  /**
+   * Concurrency 1 only: the median over request pairs (one keyfob, one hard-coded, back to back) of
+   * their time ratio: a request the machine stalls weighs one pair, not the round's total.
+   */
+  pairRatio: number;
 }
 
+/** The pairs measured: the two bindings, and undici's compose() cost without and with keyfob. */
+type Side = 'fetch' | 'undici' | 'compose' | 'undiciOverCompose';
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+/** requests/s keyfob, requests/s hard-coded, CPU µs per request each (c1), median per-pair time ratio (c1). */
+type Row = [number, number, number, number, number];
 
 /** CPU time (user + system) of this process so far, in ms. */
 const cpu = () => {
@@ -44,14 +53,17 @@ const cpu = () => {
  * (client and server run in this process): unlike wall time, it does not count the time a loaded
  * machine keeps the process off the CPU.
  */
-async function c1(a: Call, b: Call, ms: number): Promise<[number, number, number, number]> {
+async function c1(a: Call, b: Call, ms: number): Promise<Row> {
   let ta = 0;
   let tb = 0;
   let ca = 0;
   let cb = 0;
   let n = 0;
+  const pairs: number[] = [];
   const until = performance.now() + ms;
   while (performance.now() < until) {
+    let pa = 0;
+    let pb = 0;
     for (const side of n % 2 === 0 ? [a, b] : [b, a]) {
       const c = cpu();
       const t = performance.now();
@@ -61,17 +73,20 @@ async function c1(a: Call, b: Call, ms: number): Promise<[number, number, number
       if (side === a) {
         ta += dt;
         ca += dc;
+        pa = dt;
       } else {
         tb += dt;
         cb += dc;
+        pb = dt;
       }
     }
+    pairs.push(pa / pb);
     n++;
   }
-  return [(n / ta) * 1000, (n / tb) * 1000, (ca / n) * 1000, (cb / n) * 1000];
+  return [(n / ta) * 1000, (n / tb) * 1000, (ca / n) * 1000, (cb / n) * 1000, median(pairs)];
 }
 
-async function c32(a: Call, b: Call, ms: number): Promise<[number, number, number, number]> {
+async function c32(a: Call, b: Call, ms: number): Promise<Row> {
   let na = 0;
   let nb = 0;
   const until = performance.now() + ms;
@@ -87,12 +102,12 @@ async function c32(a: Call, b: Call, ms: number): Promise<[number, number, numbe
     ...Array.from({ length: 32 }, () => worker(b, () => nb++)),
   ]);
   const s = (performance.now() - started) / 1000;
-  return [na / s, nb / s, Number.NaN, Number.NaN];
+  return [na / s, nb / s, Number.NaN, Number.NaN, Number.NaN];
 }
 
 export async function benchFetchOverhead(
   opts: { roundMs?: number; rounds?: number } = {},
-): Promise<Record<'fetch' | 'undici', { c1: OverheadFigures; c32: OverheadFigures }>> {
+): Promise<Record<Side, { c1: OverheadFigures; c32: OverheadFigures }>> {
   const roundMs = opts.roundMs ?? 1_500;
   const rounds = opts.rounds ?? 7;
   let wrong = 0;
@@ -122,15 +137,24 @@ export async function benchFetchOverhead(
     () => request(url, { dispatcher: withToken }).then((r) => r.body.text()),
     () => request(url, { dispatcher: agentB, headers: header }).then((r) => r.body.text()),
   ];
+  // undici's compose() has a cost of its own (each interceptor layer converts between handler APIs):
+  // the same request through a pass-through interceptor, against the plain Agent and against keyfob.
+  const agentC = new Agent({ connections: 64 });
+  const passThrough = agentC.compose((dispatch) => (o, h) => dispatch(o, h));
+  const composed: Call = () =>
+    request(url, { dispatcher: passThrough, headers: header }).then((r) => r.body.text());
+  const composePair: [Call, Call] = [composed, undiciPair[1]];
+  const overComposePair: [Call, Call] = [undiciPair[0], composed];
   try {
-    const out = {} as Record<'fetch' | 'undici', { c1: OverheadFigures; c32: OverheadFigures }>;
+    const out = {} as Record<Side, { c1: OverheadFigures; c32: OverheadFigures }>;
     for (const [name, [a, b]] of [
       ['fetch', fetchPair],
       ['undici', undiciPair],
+      ['compose', composePair],
+      ['undiciOverCompose', overComposePair],
     ] as const) {
       await c1(a, b, 300); // warm-up
       await c32(a, b, 300);
-      type Row = [number, number, number, number];
       const rows = { c1: [] as Row[], c32: [] as Row[] };
       for (let r = 0; r < rounds; r++) {
         rows.c1.push(await c1(a, b, roundMs));
@@ -143,6 +167,7 @@ export async function benchFetchOverhead(
         cpuKeyfob: Math.round(median(xs.map((x) => x[2])) * 10) / 10,
         cpuBaseline: Math.round(median(xs.map((x) => x[3])) * 10) / 10,
         cpuRatio: Math.round(median(xs.map((x) => x[2] / x[3])) * 1000) / 1000,
+        pairRatio: Math.round(median(xs.map((x) => x[4])) * 1000) / 1000,
       });
       out[name] = { c1: fig(rows.c1), c32: fig(rows.c32) };
     }
@@ -153,6 +178,7 @@ export async function benchFetchOverhead(
     await manager.close();
     await agentA.close();
     await agentB.close();
+    await agentC.close();
     server.closeAllConnections();
     await new Promise<void>((r) => server.close(() => r()));
   }
@@ -217,14 +243,18 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     `@keyfob/fetch overhead: time per request, keyfob / hard-coded header (median of ${rounds} rounds)`,
   );
   for (const [name, label] of [
-    ['fetch', 'withTokens(fetch)       '],
-    ['undici', 'tokenInterceptor (undici)'],
+    ['fetch', 'withTokens(fetch) vs fetch              '],
+    ['undici', 'tokenInterceptor vs plain Agent         '],
+    ['compose', 'pass-through interceptor vs plain Agent'],
+    ['undiciOverCompose', 'tokenInterceptor vs pass-through       '],
   ] as const) {
     for (const c of ['c1', 'c32'] as const) {
       const f = r[name][c];
       console.log(
         `${label} ${c.padEnd(3)}  keyfob ${String(f.keyfob).padStart(6)} req/s  baseline ${String(f.baseline).padStart(6)} req/s  ratio ${f.ratio.toFixed(3)}${
-          c === 'c1' ? `  cpu ${f.cpuKeyfob} / ${f.cpuBaseline} µs = ${f.cpuRatio.toFixed(3)}` : ''
+          c === 'c1'
+            ? `  pairs ${f.pairRatio.toFixed(3)}  cpu ${f.cpuKeyfob} / ${f.cpuBaseline} µs = ${f.cpuRatio.toFixed(3)}`
+            : ''
         }`,
       );
     }
