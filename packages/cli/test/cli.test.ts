@@ -43,6 +43,11 @@ function issuedTokens(server: { issuer: { issued: Map<string, unknown> } }): str
   return [...server.issuer.issued.keys()];
 }
 
+/** The three variables every check needs, the secret being SECRET. */
+function envFor(tokenUrl: string, clientId: string): Record<string, string> {
+  return { KEYFOB_TOKEN_URL: tokenUrl, KEYFOB_CLIENT_ID: clientId, KEYFOB_CLIENT_SECRET: SECRET };
+}
+
 function expectNoSecrets(r: Result, tokens: string[]) {
   for (const text of [r.stdout, r.stderr]) {
     expect(text).not.toContain(SECRET);
@@ -74,11 +79,7 @@ describe('keyfob check', () => {
     const server = await serve(genericClientCredentials({ clientId: 'svc', clientSecret: SECRET }));
     const r = await keyfob(
       ['check', '--json', '--scope', 'read write', '--audience', 'https://api.example'],
-      {
-        KEYFOB_TOKEN_URL: server.tokenUrl,
-        KEYFOB_CLIENT_ID: 'svc',
-        KEYFOB_CLIENT_SECRET: SECRET,
-      },
+      envFor(server.tokenUrl, 'svc'),
     );
     expect(r.code).toBe(0);
     const report = JSON.parse(r.stdout);
@@ -116,11 +117,7 @@ describe('keyfob check', () => {
         body: { access_token: jwt, token_type: 'Bearer', expires_in: 900, scope: 'read' },
       })),
     );
-    const env = {
-      KEYFOB_TOKEN_URL: `${server.url}/token`,
-      KEYFOB_CLIENT_ID: 'svc',
-      KEYFOB_CLIENT_SECRET: SECRET,
-    };
+    const env = envFor(`${server.url}/token`, 'svc');
     const json = await keyfob(['check', '--json', '--scope', 'read write'], env);
     expect(json.code).toBe(0);
     const report = JSON.parse(json.stdout);
@@ -141,11 +138,7 @@ describe('keyfob check', () => {
 
   it('wrong secret: 401 with the credentials / encoding / client auth hints, exit 1', async () => {
     const server = await serve(genericClientCredentials({ clientId: 'svc', clientSecret: 'the-real-one' }));
-    const r = await keyfob(['check'], {
-      KEYFOB_TOKEN_URL: server.tokenUrl,
-      KEYFOB_CLIENT_ID: 'svc',
-      KEYFOB_CLIENT_SECRET: SECRET,
-    });
+    const r = await keyfob(['check'], envFor(server.tokenUrl, 'svc'));
     expect(r.code).toBe(1);
     expect(r.stdout).toContain('FAILED: KEYFOB_TOKEN_ENDPOINT (HTTP 401 invalid_client)');
     expect(r.stdout).toContain(
@@ -159,11 +152,7 @@ describe('keyfob check', () => {
 
   it('wrong secret, --json: the error code, status and what to check', async () => {
     const server = await serve(riskCloud({ clientId: 'rc', clientSecret: 'the-real-one' }));
-    const r = await keyfob(['check', '--json', '--client-auth', 'basic-only'], {
-      KEYFOB_TOKEN_URL: server.tokenUrl,
-      KEYFOB_CLIENT_ID: 'rc',
-      KEYFOB_CLIENT_SECRET: SECRET,
-    });
+    const r = await keyfob(['check', '--json', '--client-auth', 'basic-only'], envFor(server.tokenUrl, 'rc'));
     expect(r.code).toBe(1);
     const report = JSON.parse(r.stdout);
     expect(report).toMatchObject({
@@ -183,11 +172,7 @@ describe('keyfob check', () => {
         codes: new Map(),
       }),
     );
-    const r = await keyfob(['check', '--client-auth', 'json'], {
-      KEYFOB_TOKEN_URL: server.tokenUrl,
-      KEYFOB_CLIENT_ID: 'ai',
-      KEYFOB_CLIENT_SECRET: SECRET,
-    });
+    const r = await keyfob(['check', '--client-auth', 'json'], envFor(server.tokenUrl, 'ai'));
     expect(r.code).toBe(1);
     expect(server.tokenRequests()[0]!.headers['content-type']).toContain('json');
     expect(r.stdout).toContain('(HTTP 400 invalid_grant)');
@@ -216,11 +201,7 @@ describe('keyfob check', () => {
 
   it('404: wrong token URL', async () => {
     const server = await serve(riskCloud({ clientId: 'rc', clientSecret: SECRET }));
-    const r = await keyfob(['check', '--json'], {
-      KEYFOB_TOKEN_URL: `${server.url}/v1/account/token`,
-      KEYFOB_CLIENT_ID: 'rc',
-      KEYFOB_CLIENT_SECRET: SECRET,
-    });
+    const r = await keyfob(['check', '--json'], envFor(`${server.url}/v1/account/token`, 'rc'));
     expect(r.code).toBe(1);
     const report = JSON.parse(r.stdout);
     expect(report.error).toMatchObject({ status: 404, summary: '404 Not Found: the token URL is wrong.' });
@@ -231,11 +212,7 @@ describe('keyfob check', () => {
     const server = await startServer(() => ({}));
     const url = `${server.url}/token`;
     await server.close();
-    const r = await keyfob(['check', '--json'], {
-      KEYFOB_TOKEN_URL: url,
-      KEYFOB_CLIENT_ID: 'svc',
-      KEYFOB_CLIENT_SECRET: SECRET,
-    });
+    const r = await keyfob(['check', '--json'], envFor(url, 'svc'));
     expect(r.code).toBe(1);
     const report = JSON.parse(r.stdout);
     expect(report.error.code).toBe('KEYFOB_TOKEN_ENDPOINT_NETWORK');
@@ -287,11 +264,7 @@ describe('keyfob check', () => {
 
   it('issuer without metadata: discovery failure, exit 1, what to check', async () => {
     const server = await serve(genericClientCredentials({ clientId: 'svc', clientSecret: SECRET }));
-    const r = await keyfob(['check', '--json', '--issuer', server.url], {
-      KEYFOB_TOKEN_URL: server.tokenUrl,
-      KEYFOB_CLIENT_ID: 'svc',
-      KEYFOB_CLIENT_SECRET: SECRET,
-    });
+    const r = await keyfob(['check', '--json', '--issuer', server.url], envFor(server.tokenUrl, 'svc'));
     expect(r.code).toBe(1);
     const report = JSON.parse(r.stdout);
     expect(report.endpoint.tokenUrl).toBeUndefined();
@@ -302,11 +275,10 @@ describe('keyfob check', () => {
 
   it('flags override the environment (a --token-url replaces a wrong KEYFOB_TOKEN_URL)', async () => {
     const server = await serve(genericClientCredentials({ clientId: 'svc', clientSecret: SECRET }));
-    const r = await keyfob(['check', '--token-url', server.tokenUrl, '--client-id', 'svc'], {
-      KEYFOB_TOKEN_URL: 'https://wrong.example/token',
-      KEYFOB_CLIENT_ID: 'someone-else',
-      KEYFOB_CLIENT_SECRET: SECRET,
-    });
+    const r = await keyfob(
+      ['check', '--token-url', server.tokenUrl, '--client-id', 'svc'],
+      envFor('https://wrong.example/token', 'someone-else'),
+    );
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`token URL       ${server.tokenUrl}`);
   });
@@ -315,11 +287,7 @@ describe('keyfob check', () => {
 describe('keyfob token', () => {
   it('prints "Bearer <token>" and nothing else', async () => {
     const server = await serve(genericClientCredentials({ clientId: 'svc', clientSecret: SECRET }));
-    const r = await keyfob(['token'], {
-      KEYFOB_TOKEN_URL: server.tokenUrl,
-      KEYFOB_CLIENT_ID: 'svc',
-      KEYFOB_CLIENT_SECRET: SECRET,
-    });
+    const r = await keyfob(['token'], envFor(server.tokenUrl, 'svc'));
     expect(r.code).toBe(0);
     const [issued] = issuedTokens(server);
     expect(r.stdout).toBe(`Bearer ${issued}\n`);
@@ -330,11 +298,7 @@ describe('keyfob token', () => {
 
   it('on failure: nothing on stdout, the code and hint on stderr, exit 1', async () => {
     const server = await serve(genericClientCredentials({ clientId: 'svc', clientSecret: 'other' }));
-    const r = await keyfob(['token'], {
-      KEYFOB_TOKEN_URL: server.tokenUrl,
-      KEYFOB_CLIENT_ID: 'svc',
-      KEYFOB_CLIENT_SECRET: SECRET,
-    });
+    const r = await keyfob(['token'], envFor(server.tokenUrl, 'svc'));
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
     expect(r.stderr).toContain('KEYFOB_TOKEN_ENDPOINT: 401 Unauthorized');

@@ -66,18 +66,24 @@ function appModule(
   return AppModule;
 }
 
+/** The billing and risk providers on 127.0.0.1, and the risk manager's configuration values. */
+async function providers() {
+  const billing = await serve(
+    genericClientCredentials({ clientId: 'billing', clientSecret: 'billing-secret' }),
+  );
+  const risk = await serve(riskCloud({ clientId: 'risk', clientSecret: 'risk-secret' }));
+  const vars = {
+    RISK_TOKEN_URL: risk.tokenUrl,
+    RISK_CLIENT_ID: 'risk',
+    RISK_CLIENT_SECRET: 'risk-secret',
+    RISK_API_URL: risk.apiUrl,
+  };
+  return { billing, risk, vars };
+}
+
 describe('README: forRootAsync with ConfigModule, named managers', () => {
   it('named managers from ConfigService (imports: [ConfigModule]): each API gets its own token', async () => {
-    const billing = await serve(
-      genericClientCredentials({ clientId: 'billing', clientSecret: 'billing-secret' }),
-    );
-    const risk = await serve(riskCloud({ clientId: 'risk', clientSecret: 'risk-secret' }));
-    const vars = {
-      RISK_TOKEN_URL: risk.tokenUrl,
-      RISK_CLIENT_ID: 'risk',
-      RISK_CLIENT_SECRET: 'risk-secret',
-      RISK_API_URL: risk.apiUrl,
-    };
+    const { billing, risk, vars } = await providers();
     const app = await NestFactory.createApplicationContext(appModule(billing, vars, true), {
       logger: false,
       abortOnError: false,
@@ -96,16 +102,7 @@ describe('README: forRootAsync with ConfigModule, named managers', () => {
   });
 
   it('ConfigModule.forRoot({ isGlobal: true }): the factory gets ConfigService without imports', async () => {
-    const billing = await serve(
-      genericClientCredentials({ clientId: 'billing', clientSecret: 'billing-secret' }),
-    );
-    const risk = await serve(riskCloud({ clientId: 'risk', clientSecret: 'risk-secret' }));
-    const vars = {
-      RISK_TOKEN_URL: risk.tokenUrl,
-      RISK_CLIENT_ID: 'risk',
-      RISK_CLIENT_SECRET: 'risk-secret',
-      RISK_API_URL: risk.apiUrl,
-    };
+    const { billing, risk, vars } = await providers();
     const app = await NestFactory.createApplicationContext(appModule(billing, vars, false, true), {
       logger: false,
       abortOnError: false,
