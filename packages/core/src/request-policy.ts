@@ -211,6 +211,9 @@ export class RequestPolicy<R = unknown> {
   readonly #name: string;
   /** Authority prefix (`https://host:port`) -> origin or NOT_AN_ORIGIN; bounded. */
   readonly #authorities = new Map<string, string>();
+  /** The last authority prefix seen by `allows` and its answer. */
+  #lastAuthority = '';
+  #lastAllowed = false;
   /** One frozen header map per Authorization value, so attaching allocates nothing per request. */
   #lastHeader = '';
   #lastHeaders: TokenHeaders = Object.freeze({});
@@ -258,6 +261,14 @@ export class RequestPolicy<R = unknown> {
       const origin = url instanceof URL ? originOf(url) : undefined;
       return origin !== undefined && this.origins.has(origin);
     }
+    // The hot path: a URL on the same authority as the last one (no regex, no allocation). The
+    // authority must end right there, so `https://api.example.com.evil` or `...com\\@evil` do not match.
+    const last = this.#lastAuthority;
+    if (last !== '' && url.startsWith(last)) {
+      const next = url.charCodeAt(last.length);
+      // end of string, '/', '?', '#'
+      if (Number.isNaN(next) || next === 47 || next === 63 || next === 35) return this.#lastAllowed;
+    }
     const m = AUTHORITY.exec(url);
     // Leading spaces, tabs inside the authority...: let the URL parser decide, uncached.
     if (m === null) return this.#allowedOrigin(originOf(url));
@@ -270,7 +281,10 @@ export class RequestPolicy<R = unknown> {
       if (this.#authorities.size >= 256) this.#authorities.clear();
       this.#authorities.set(authority, origin);
     }
-    return origin !== NOT_AN_ORIGIN && this.origins.has(origin);
+    const allowed = origin !== NOT_AN_ORIGIN && this.origins.has(origin);
+    this.#lastAuthority = authority;
+    this.#lastAllowed = allowed;
+    return allowed;
   }
 
   #allowedOrigin(origin: string | undefined): boolean {

@@ -73,6 +73,28 @@ describe('RequestPolicy: allowed origins', () => {
     expect(p.allows('https://evil.test\\@api.example.com/y')).toBe(false);
   });
 
+  it('the same-authority fast path: only an authority that ends where the URL parser ends it', () => {
+    const { tokens } = manager();
+    const p = new RequestPolicy(tokens, { origins: [API] }, { name: 'test' });
+    for (const [url, allowed] of [
+      [`${API}/x`, true],
+      [`${API}`, true],
+      [`${API}?q=1`, true],
+      [`${API}#f`, true],
+      [`${API}.evil.test/x`, false],
+      // WHATWG: '\\' ends the authority of an http(s) URL, so this one goes to api.example.com.
+      [`${API}\\@evil.test/x`, true],
+      [`${API}:8443/x`, false],
+      [`${API}@evil.test/x`, false],
+      [`${API}/y`, true],
+      ['https://evil.test/x', false],
+      ['https://evil.test/y', false],
+      [`${API}/z`, true],
+    ] as const) {
+      expect([url, p.allows(url)]).toEqual([url, allowed]);
+    }
+  });
+
   it('originOf normalises like the URL parser and refuses non-http(s) URLs', () => {
     expect(originOf('HTTPS://Api.Example.com:443/a')).toBe('https://api.example.com');
     expect(originOf('http://[::1]:80/')).toBe('http://[::1]');
