@@ -458,7 +458,8 @@ export class RequestPolicy<R = unknown> {
         const url = RequestAttempt.proofUrl(attempt);
         if (url !== undefined) this.#dpop.rememberNonce(url, nonce);
         attempt.nonceChallenge = !attempt.nonceRetried;
-        if (attempt.nonceChallenge) return true;
+        // A second challenge: the nonce keeps failing. Not the token's fault either: to the caller.
+        return attempt.nonceChallenge;
       }
     }
     return this.#retryOn401;

@@ -543,7 +543,10 @@ export class TokenManager {
       tokenUrl: safeUrl(this.#tokenUrl() || (this.#o.issuer ?? '')),
       ...(previousRefreshToken === undefined ? {} : { previousRefreshToken }),
       // With DPoP every token request carried a proof: a Bearer answer is reported, not used.
-      ...(this.#o.dpop && this.#grant.usesTokenUrl ? { expectedTokenType: 'DPoP' as const } : {}),
+      // A custom grant gets its token elsewhere: a DPoP token from it is sent with this manager's proofs.
+      ...(this.#o.dpop
+        ? { expectedTokenType: this.#grant.usesTokenUrl ? ('DPoP' as const) : ('any' as const) }
+        : {}),
       warn: (m) => this.#log('warn', m),
     });
   }

@@ -14,8 +14,11 @@ export interface NormaliseOptions {
   warn?: (message: string) => void;
   /** Values the request carried (client secret, password, ...): never quoted in an error. */
   secrets?: readonly (string | undefined)[];
-  /** `'DPoP'` when the request carried a DPoP proof (RFC 9449 5): a Bearer answer is then an error. Defaults to `'Bearer'`. */
-  expectedTokenType?: 'Bearer' | 'DPoP';
+  /**
+   * `'DPoP'` when the request carried a DPoP proof (RFC 9449 5): a Bearer answer is then an error.
+   * `'any'`: either is taken as answered (a custom grant of a DPoP manager). Defaults to `'Bearer'`.
+   */
+  expectedTokenType?: 'Bearer' | 'DPoP' | 'any';
 }
 
 /** `'DPoP'` for a DPoP-bound token (RFC 9449 5), otherwise `'Bearer'`. */
@@ -175,7 +178,7 @@ export function normaliseTokenResponse(body: unknown, opts: NormaliseOptions): A
   let tokenType: 'Bearer' | 'DPoP' = 'Bearer';
   if (rawType !== undefined && rawType !== null && typeof rawType === 'string' && rawType !== '') {
     const t = rawType.toLowerCase();
-    if (t === 'dpop' && expected === 'DPoP') tokenType = 'DPoP';
+    if (t === 'dpop' && expected !== 'Bearer') tokenType = 'DPoP';
     else if (t === 'dpop') {
       fail(
         'The token endpoint issued a DPoP-bound token, but this manager sends no DPoP proofs.',

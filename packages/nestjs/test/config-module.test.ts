@@ -102,7 +102,7 @@ describe('README: forRootAsync with ConfigModule, named managers', () => {
   });
 
   it('ConfigModule.forRoot({ isGlobal: true }): the factory gets ConfigService without imports', async () => {
-    const { billing, risk, vars } = await providers();
+    const { billing, vars } = await providers();
     const app = await NestFactory.createApplicationContext(appModule(billing, vars, false, true), {
       logger: false,
       abortOnError: false,
