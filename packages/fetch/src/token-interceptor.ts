@@ -65,7 +65,8 @@ export function tokenInterceptor(
       const url = origin + opts.path;
       let attempt: RequestAttempt | undefined;
       try {
-        attempt = policy.start(url, opts.keyfob, opts);
+        // The origin decides (undici keeps it apart from the path): the policy's cheapest check.
+        attempt = policy.start(origin, opts.keyfob, opts);
       } catch (error) {
         fail(handler, error);
         return true;
