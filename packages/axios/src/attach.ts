@@ -46,7 +46,7 @@ export interface AttachTokensOptions extends RequestPolicyOptions<InternalAxiosR
    * Allow attaching to the global default `axios` export, so that every `axios.get(...)` anywhere in the
    * process may carry tokens (still only to the allowed origins). Defaults to `false`: pass `axios.create(...)`.
    */
-  allowGlobal?: boolean;
+  allowGlobal?: boolean | undefined;
 }
 
 /** A request whose token could not be obtained: the core's error (same class, code and fields) plus the request. */

@@ -36,20 +36,20 @@ export interface RequestPolicyOptions<R = unknown> {
    * case-insensitive and default ports are normalised (`https://API.example.com:443` is
    * `https://api.example.com`). Required when the client has no base URL. Defaults to `[]`.
    */
-  origins?: readonly (string | URL)[];
+  origins?: readonly (string | URL)[] | undefined;
   /**
    * Whose token to send: a fixed subject, or a function of the request (return `undefined` for the
    * service's own token). A request's `keyfob.subject` wins. Defaults to `undefined` (the service's own token).
    */
-  subject?: string | ((request: R) => string | undefined);
+  subject?: string | ((request: R) => string | undefined) | undefined;
   /** Scope of the tokens to send; a request's `keyfob.scope` wins. Defaults to `undefined` (the grant's scope). */
-  scope?: string;
+  scope?: string | undefined;
   /**
    * On a 401 to a request that carried a keyfob token: drop exactly that token and send the request
    * once more with a fresh one, if its body can be sent again. `false`: keyfob neither invalidates
    * nor retries; the 401 goes to the caller. Defaults to `true`.
    */
-  retryOn401?: boolean;
+  retryOn401?: boolean | undefined;
 }
 
 /** What the adapter knows about its client, passed next to the user's options. */
