@@ -57,6 +57,7 @@ function rejected(e: unknown): e is TokenEndpointError {
 /** Whether the server may have processed the request although keyfob got no answer it can use. */
 function outcomeUnknown(e: unknown): boolean {
   if (!(e instanceof TokenEndpointError)) return false;
+  if (e.requestSent === false) return false;
   if (e.status !== undefined) return e.status >= 500;
   return e.code === ErrorCode.TokenEndpointTimeout || e.code === ErrorCode.TokenEndpointNetwork;
 }

@@ -89,6 +89,7 @@ export interface TokenEndpointErrorOptions extends KeyfobErrorOptions {
   tokenUrl?: string;
   retryAfterMs?: number;
   attempts?: number;
+  requestSent?: boolean;
 }
 
 /**
@@ -108,6 +109,11 @@ export class TokenEndpointError extends KeyfobError {
   readonly retryAfterMs: number | undefined;
   /** How many requests were made before giving up. */
   readonly attempts: number | undefined;
+  /**
+   * `false` when no attempt reached the server (connection refused, DNS failure): nothing was
+   * consumed, so a single-use credential (a refresh token) is still good. Undefined otherwise.
+   */
+  readonly requestSent: boolean | undefined;
 
   constructor(message: string, options: TokenEndpointErrorOptions = {}) {
     super(message, {
@@ -122,6 +128,7 @@ export class TokenEndpointError extends KeyfobError {
     this.tokenUrl = options.tokenUrl;
     this.retryAfterMs = options.retryAfterMs;
     this.attempts = options.attempts;
+    this.requestSent = options.requestSent;
   }
 }
 

@@ -311,7 +311,12 @@ export async function postTokenRequest(
   const replayable = req.replayable !== false;
   const keepAlive = opts.keepAlive !== false;
   let timedOut = false;
-  const transportError = (e: unknown, attempts: number, notResent: boolean): KeyfobError => {
+  const transportError = (
+    e: unknown,
+    attempts: number,
+    notResent: boolean,
+    sent: boolean,
+  ): KeyfobError => {
     if (signal?.aborted) return abortError(signal);
     if (timedOut) {
       return new TokenEndpointError(
@@ -330,6 +335,9 @@ export async function postTokenRequest(
         code: ErrorCode.TokenEndpointNetwork,
         tokenUrl: where,
         attempts,
+        // Attempts go on after one that never reached the server only if it was safe to resend:
+        // the last one never sent means no attempt consumed anything.
+        ...(sent ? {} : { requestSent: false }),
         hint: `Check the host and port in tokenUrl, DNS, proxies and TLS.${attemptsNote(attempts, notResent)}`,
         cause: e,
       },
@@ -374,7 +382,7 @@ export async function postTokenRequest(
       } catch (e) {
         const sent = !neverSent(e);
         retry = !last && (replayable || !sent);
-        throw transportError(e, attempts, !replayable && sent && !last);
+        throw transportError(e, attempts, !replayable && sent && !last, sent);
       }
       opts.dpop?.rememberNonce(tokenUrl, res.headers.get('dpop-nonce'));
       const contentType = (res.headers.get('content-type') ?? '').toLowerCase();
@@ -398,7 +406,7 @@ export async function postTokenRequest(
         if (e instanceof KeyfobError) throw e;
         // The connection broke while the answer was arriving: the server has processed the request.
         retry = !last && replayable;
-        throw transportError(e, attempts, !replayable && !last);
+        throw transportError(e, attempts, !replayable && !last, true);
       }
       const body = parseBody(text, contentType);
       const obj =
