@@ -4,6 +4,7 @@ import {
   isKeyfobError,
   KeyfobError,
   optionsFromEnv,
+  REDACTED,
   safeUrl,
   TokenManager,
 } from '@keyfob/core';
@@ -317,7 +318,7 @@ export async function run(argv: readonly string[], io: CliIo = {}): Promise<numb
  */
 function scrub(text: string, secrets: readonly (string | undefined)[]): string {
   let out = text;
-  for (const s of secrets) if (s && s.length >= 4) out = out.split(s).join('[REDACTED]');
+  for (const s of secrets) if (s && s.length >= 4) out = out.split(s).join(REDACTED);
   return out;
 }
 
