@@ -377,7 +377,10 @@ function scrubNative(request: unknown, headers: TokenHeaders): void {
 
 function scrubText(text: string, headers: TokenHeaders): string {
   let t = text;
-  for (const name in headers) if (t.includes(headers[name]!)) t = t.split(headers[name]!).join(REDACTED);
+  for (const name in headers) {
+    const value = headers[name]!;
+    if (t.includes(value)) t = t.replaceAll(value, REDACTED);
+  }
   return t;
 }
 
@@ -392,9 +395,21 @@ function scrubChunks(chunks: unknown, key: string, headers: TokenHeaders): void 
 function removeValues(target: unknown, headers: TokenHeaders, replacement?: string): void {
   if (!target || typeof target !== 'object') return;
   const h = target as Record<string, unknown>;
+  let found = 0;
+  let expected = 0;
+  // keyfob sets its headers under lower-case names: found directly, without walking every header.
+  for (const name in headers) {
+    expected++;
+    if (h[name] === headers[name]) {
+      found++;
+      if (replacement === undefined) delete h[name];
+      else h[name] = replacement;
+    }
+  }
+  if (found === expected) return;
   for (const k of Object.keys(h)) {
     const name = k.toLowerCase();
-    if (name in headers && h[k] === headers[name]) {
+    if (name !== k && name in headers && h[k] === headers[name]) {
       if (replacement === undefined) delete h[k];
       else h[k] = replacement;
     }
