@@ -132,7 +132,22 @@ async function main() {
   const fragments = blocks.filter((b) => b.mode === 'fragment');
   const failures: string[] = [];
 
-  const problems = typecheck(examples);
+  // Fixtures: user code the READMEs do not show but the types must accept (see fixtures/*.ts).
+  const fixtureDir = join(root, 'scripts/readme-examples/fixtures');
+  const fixtures = only.length
+    ? []
+    : readdirSync(fixtureDir)
+        .filter((f) => f.endsWith('.ts'))
+        .map((f) => ({
+          file: join(fixtureDir, f),
+          readme: `scripts/readme-examples/fixtures/${f}`,
+          line: 0,
+        }));
+  const problems = typecheck([...examples, ...fixtures]);
+  for (const f of fixtures) {
+    const p = problems.get(f.file);
+    if (p) failures.push(`${f.readme} does not compile:\n${p.join('\n')}`);
+  }
   for (const e of examples) {
     const p = problems.get(e.file);
     if (p) failures.push(`${e.readme}:${e.line} does not compile:\n${p.join('\n')}`);
@@ -156,7 +171,7 @@ async function main() {
     }
   }
 
-  const checked = examples.length;
+  const checked = examples.length + fixtures.length;
   process.stdout.write(
     `README examples: ${checked} type-checked, ${runnable.length} run, ${fragments.length} fragments not checked (${readmes.length} READMEs)\n`,
   );
