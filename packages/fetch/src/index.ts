@@ -8,5 +8,6 @@ export {
   type FetchLike,
   type FetchRequestInfo,
   type FetchTokenOptions,
+  type WithTokens,
   withTokens,
 } from './with-tokens.js';

@@ -35,6 +35,15 @@ export interface FetchTokenOptions<R = FetchRequestInfo> extends Omit<RequestPol
   origins: readonly (string | URL)[];
 }
 
+/**
+ * What {@link withTokens} returns: `fetch`'s own signature, its init also taking `keyfob`
+ * (undici's fetch keeps its `dispatcher` option and its own `Response` type).
+ */
+export type WithTokens<F extends FetchLike> = (
+  input: Parameters<F>[0],
+  init?: NonNullable<Parameters<F>[1]> & { keyfob?: KeyfobRequestOptions },
+) => ReturnType<F>;
+
 /** Any fetch: the global one, undici's, or another with the same shape. */
 export type FetchLike = (input: any, init?: any) => Promise<any>;
 /** How keyfob calls it: the responses of every fetch have what keyfob reads of a `Response`. */
@@ -64,7 +73,7 @@ export function withTokens<F extends FetchLike>(
   fetch: F,
   manager: TokenManager,
   options: FetchTokenOptions,
-): (input: Parameters<F>[0], init?: RequestInit) => ReturnType<F> {
+): WithTokens<F> {
   if (typeof fetch !== 'function') {
     throw new ConfigurationError(
       '@keyfob/fetch: withTokens(fetch, manager, options) needs a fetch function.',
@@ -99,7 +108,7 @@ export function withTokens<F extends FetchLike>(
     if (attempt === undefined) return send(input, init);
     return sendWithToken(send, policy, attempt, url, request, init);
   };
-  return wrapped as (input: Parameters<F>[0], init?: RequestInit) => ReturnType<F>;
+  return wrapped as WithTokens<F>;
 }
 
 function isRequest(input: unknown): input is Request {

@@ -7,7 +7,7 @@ import {
   startProtectedApi,
   startServer,
 } from '@keyfob/testing';
-import { fetch as undiciFetch } from 'undici';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type FetchRequestInfo, withTokens } from '../src/index.js';
 
@@ -111,7 +111,10 @@ describe('withTokens: requests', () => {
   it('wraps another fetch implementation (undici`s)', async () => {
     const { api, manager } = await setup();
     const send = withTokens(undiciFetch, manager, { origins: [api.url] });
-    const res = await send(`${api.url}/api/undici`);
+    const dispatcher = new Agent();
+    cleanup.push(() => dispatcher.close());
+    // undici's own init (its dispatcher option) and keyfob's, typed together.
+    const res = await send(`${api.url}/api/undici`, { dispatcher, keyfob: { scope: 'undici' } });
     expect(res.status).toBe(200);
     expect(api.requests[0]!.headers.authorization).toMatch(BEARER);
   });
