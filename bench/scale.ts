@@ -139,6 +139,7 @@ export function formatScale(rows: ScaleRow[]): string {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
+  // biome-ignore lint/suspicious/noUndeclaredEnvVars: a bench-only switch (which build of core to measure), not a task input
   const from = process.env.KEYFOB_CORE;
   const core = from ? ((await import(from)) as Core) : undefined;
   const sizes = process.argv

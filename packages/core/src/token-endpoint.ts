@@ -311,12 +311,7 @@ export async function postTokenRequest(
   const replayable = req.replayable !== false;
   const keepAlive = opts.keepAlive !== false;
   let timedOut = false;
-  const transportError = (
-    e: unknown,
-    attempts: number,
-    notResent: boolean,
-    sent: boolean,
-  ): KeyfobError => {
+  const transportError = (e: unknown, attempts: number, notResent: boolean, sent: boolean): KeyfobError => {
     if (signal?.aborted) return abortError(signal);
     if (timedOut) {
       return new TokenEndpointError(

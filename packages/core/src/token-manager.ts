@@ -428,7 +428,10 @@ export class TokenManager {
   #renewalFailed(key: CacheKey, error: unknown): void {
     const entry = this.#l1.peek(key.key);
     const now = this.#now();
-    if (entry === undefined || !servableAfterFailure(entry, now)) return this.#tokenFailed(key, error);
+    if (entry === undefined || !servableAfterFailure(entry, now)) {
+      this.#tokenFailed(key, error);
+      return;
+    }
     entry.failures++;
     entry.retryAt = now + renewalRetryDelay(entry.failures);
     const err =

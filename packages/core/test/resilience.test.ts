@@ -41,7 +41,15 @@ function manager(server: ProviderServer, extra: Partial<TokenManagerOptions> = {
 
 function fakeClock(start = Date.now()) {
   let t = start;
-  return { now: () => t, advance: (ms: number) => void (t += ms), set: (at: number) => void (t = at) };
+  return {
+    now: () => t,
+    advance: (ms: number) => {
+      t += ms;
+    },
+    set: (at: number) => {
+      t = at;
+    },
+  };
 }
 
 /** Polls until `cond` holds (bounded): background work finishes when the machine lets it. */

@@ -16,7 +16,7 @@ import {
   startProtectedApi,
   startServer,
 } from '@keyfob/testing';
-import got, { type ExtendOptions, HTTPError, Options, type Response } from 'got';
+import got, { type ExtendOptions, HTTPError, type Response } from 'got';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type KeyfobContext, keyfobErrorOf, tokenHooks, withTokens } from '../src/index.js';
 
