@@ -1,3 +1,4 @@
+export { type CallerAnswer, callerAnswer } from './caller-answer.js';
 export type { ClientAssertionOptions } from './client-auth.js';
 export {
   type CacheLookupMessage,

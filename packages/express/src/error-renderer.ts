@@ -1,4 +1,5 @@
 import {
+  callerAnswer,
   ErrorCode,
   isKeyfobError,
   type KeyfobError,
@@ -53,7 +54,6 @@ const isCallbackError = (err: KeyfobError): err is AuthorizationCallbackError =>
  * request must log in (again), which is the caller's to act on: 401 (or a redirect to the login for browsers).
  */
 export function errorAnswer(err: KeyfobError): ErrorAnswer {
-  const hint = err.hint === undefined ? {} : { hint: err.hint };
   if (isCallbackError(err)) {
     return {
       status: typeof err.status === 'number' ? err.status : 400,
@@ -65,76 +65,27 @@ export function errorAnswer(err: KeyfobError): ErrorAnswer {
       },
     };
   }
-  switch (err.code) {
-    case ErrorCode.LoginRequired:
-      return {
-        status: 401,
-        body: {
-          error: 'login_required',
-          code: err.code,
-          message: 'Sign in first: no usable token set for this user.',
-        },
-      };
-    case ErrorCode.TokenEndpoint:
-    case ErrorCode.TokenEndpointNetwork:
-    case ErrorCode.TokenEndpointTimeout:
-    case ErrorCode.TokenEndpointRedirect: {
-      const e = err as TokenEndpointError;
-      const upstreamStatus = typeof e.status === 'number' ? e.status : undefined;
-      const unavailable = upstreamStatus === undefined || upstreamStatus >= 500 || upstreamStatus === 429;
-      const details = {
-        code: err.code,
-        ...(upstreamStatus === undefined ? {} : { upstreamStatus }),
-        ...(typeof e.error === 'string' ? { oauthError: e.error } : {}),
-        ...hint,
-      };
-      if (unavailable && err.code !== ErrorCode.TokenEndpointRedirect) {
-        const retryAfter =
-          typeof e.retryAfterMs === 'number' && e.retryAfterMs > 0
-            ? Math.ceil(e.retryAfterMs / 1000)
-            : undefined;
-        return {
-          status: 503,
-          body: {
-            error: 'service_unavailable',
-            message: 'The authorization server is unavailable; try again later.',
-            ...details,
-          },
-          ...(retryAfter === undefined ? {} : { retryAfter }),
-        };
-      }
-      return {
-        status: 502,
-        body: {
-          error: 'bad_gateway',
-          message: 'The authorization server did not issue a token.',
-          ...details,
-        },
-      };
-    }
-    case ErrorCode.TokenResponse:
-      return {
-        status: 502,
-        body: {
-          error: 'bad_gateway',
-          code: err.code,
-          message: 'The authorization server answered with an unusable token response.',
-          ...hint,
-        },
-      };
-    case ErrorCode.Closed:
-    case ErrorCode.Aborted:
-    case ErrorCode.Store:
-      return {
-        status: 503,
-        body: { error: 'service_unavailable', code: err.code, message: 'Token service unavailable.' },
-      };
-    default: {
-      const message =
-        err.code === ErrorCode.Configuration ? 'keyfob is misconfigured.' : 'Token handling failed.';
-      return { status: 500, body: { error: 'server_error', code: err.code, message } };
-    }
-  }
+  const { status, message, hint, upstreamStatus, oauthError, retryAfterSeconds } = callerAnswer(err);
+  const error =
+    status === 401
+      ? 'login_required'
+      : status === 502
+        ? 'bad_gateway'
+        : status === 503
+          ? 'service_unavailable'
+          : 'server_error';
+  return {
+    status,
+    body: {
+      error,
+      code: err.code,
+      message,
+      ...(upstreamStatus === undefined ? {} : { upstreamStatus }),
+      ...(oauthError === undefined ? {} : { oauthError }),
+      ...(hint === undefined ? {} : { hint }),
+    },
+    ...(retryAfterSeconds === undefined ? {} : { retryAfter: retryAfterSeconds }),
+  };
 }
 
 const ESCAPES: Record<string, string> = {

@@ -1,5 +1,5 @@
-import { ErrorCode, isKeyfobError, type KeyfobError } from '@keyfob/core';
-import { type ArgumentsHost, Catch, HttpStatus, Logger } from '@nestjs/common';
+import { callerAnswer, isKeyfobError, type KeyfobError } from '@keyfob/core';
+import { type ArgumentsHost, Catch, Logger } from '@nestjs/common';
 import { BaseExceptionFilter } from '@nestjs/core';
 
 /** The HTTP answer {@link KeyfobExceptionFilter} sends for a keyfob error. */
@@ -27,61 +27,28 @@ export interface KeyfobErrorResponse {
  * secret, token, cause or stack. Configuration errors are this service's bug: 500 without the hint.
  */
 export function keyfobErrorResponse(error: KeyfobError): KeyfobErrorResponse {
-  const e = error as KeyfobError & { status?: unknown; retryAfterMs?: unknown };
-  const upstreamStatus = typeof e.status === 'number' ? e.status : undefined;
-  const hint = error.hint === undefined ? {} : { hint: error.hint };
-  const answer = (status: number, message: string, extra: Partial<KeyfobErrorResponse['body']> = {}) => ({
+  const { status, message, hint, upstreamStatus, retryAfterSeconds } = callerAnswer(error);
+  // A login-required user is the caller's 401; everything else is this service's upstream failing.
+  const reason =
+    status === 503
+      ? 'Service Unavailable'
+      : status === 502
+        ? 'Bad Gateway'
+        : status === 401
+          ? 'Unauthorized'
+          : 'Internal Server Error';
+  return {
     status,
     body: {
       statusCode: status,
-      error:
-        status === 503 ? 'Service Unavailable' : status === 502 ? 'Bad Gateway' : 'Internal Server Error',
+      error: reason,
       code: error.code,
       message,
-      ...extra,
+      ...(upstreamStatus === undefined ? {} : { upstreamStatus }),
+      ...(hint === undefined ? {} : { hint }),
     },
-  });
-  switch (error.code) {
-    case ErrorCode.TokenEndpoint:
-    case ErrorCode.TokenEndpointNetwork:
-    case ErrorCode.TokenEndpointTimeout: {
-      const upstream = upstreamStatus === undefined ? {} : { upstreamStatus };
-      if (upstreamStatus === undefined || upstreamStatus >= 500 || upstreamStatus === 429) {
-        const wait =
-          typeof e.retryAfterMs === 'number' && e.retryAfterMs > 0 ? Math.ceil(e.retryAfterMs / 1000) : 0;
-        return {
-          ...answer(
-            HttpStatus.SERVICE_UNAVAILABLE,
-            'The authorization server is unavailable; try again later.',
-            {
-              ...upstream,
-              ...hint,
-            },
-          ),
-          ...(wait > 0 ? { retryAfter: wait } : {}),
-        };
-      }
-      return answer(HttpStatus.BAD_GATEWAY, 'The authorization server did not issue a token.', {
-        ...upstream,
-        ...hint,
-      });
-    }
-    case ErrorCode.TokenEndpointRedirect:
-    case ErrorCode.TokenResponse:
-      return answer(
-        HttpStatus.BAD_GATEWAY,
-        'The authorization server answered with an unusable token response.',
-        hint,
-      );
-    case ErrorCode.Store:
-    case ErrorCode.Closed:
-    case ErrorCode.Aborted:
-      return answer(HttpStatus.SERVICE_UNAVAILABLE, 'The token service is unavailable; try again later.');
-    case ErrorCode.Configuration:
-      return answer(HttpStatus.INTERNAL_SERVER_ERROR, 'keyfob is misconfigured; see the server log.');
-    default:
-      return answer(HttpStatus.BAD_GATEWAY, 'No access token could be obtained for the upstream API.', hint);
-  }
+    ...(retryAfterSeconds === undefined ? {} : { retryAfter: retryAfterSeconds }),
+  };
 }
 
 const logger = new Logger('Keyfob');
