@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { Readable } from 'node:stream';
 import { customGrant } from '@keyfob/core';
 import { getKeyfobHttpToken, KeyfobModule } from '@keyfob/nestjs';
-import { type ConformanceRequest, conformance } from '@keyfob/testing';
+import { type ConformanceRequest, conformance, conformanceDpopKey } from '@keyfob/testing';
 import type { HttpService } from '@nestjs/axios';
 import { Test } from '@nestjs/testing';
 import axios from 'axios';
@@ -41,10 +41,13 @@ conformance(vitest, {
             });
             return {
               access_token: t.accessToken,
+              token_type: t.tokenType,
               expires_in: t.expiresAt === undefined ? 3600 : Math.floor((t.expiresAt - Date.now()) / 1000),
             };
           }),
           retries: 0,
+          // DPoP section: the module's manager signs proofs with the key the suite's manager holds.
+          ...(conformanceDpopKey(manager) ? { dpop: { privateKey: conformanceDpopKey(manager)! } } : {}),
           http: { baseURL: base, origins, ...options },
         }),
       ],

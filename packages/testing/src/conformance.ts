@@ -45,8 +45,10 @@
  *   the client wraps it (fetch through a dispatcher: `TypeError('fetch failed', { cause })`).
  *   Defaults to the error itself.
  */
+import { createHash, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { type RunningAuthorizationServer, startAuthorizationServer } from '@keyfob/authorization-server';
 import type { TokenManager } from '@keyfob/core';
-import { clientCredentials, isKeyfobError, TokenManager as Manager } from '@keyfob/core';
+import { clientCredentials, DpopKey, isKeyfobError, TokenManager as Manager } from '@keyfob/core';
 import type * as Vitest from 'vitest';
 import {
   genericClientCredentials,
@@ -102,14 +104,24 @@ export interface ConformanceBinding {
   keyfobError?(error: unknown): unknown;
 }
 
-type VitestApi = Pick<typeof Vitest, 'describe' | 'it' | 'expect' | 'afterEach'>;
+const dpopKeys = new WeakMap<TokenManager, KeyObject>();
+
+/**
+ * The DPoP private key the suite gave `manager` (its DPoP section), for a binding that builds its own
+ * TokenManager (Nest's KeyfobModule) and must sign with the same key. Undefined without DPoP.
+ */
+export function conformanceDpopKey(manager: TokenManager): KeyObject | undefined {
+  return dpopKeys.get(manager);
+}
+
+type VitestApi = Pick<typeof Vitest, 'describe' | 'it' | 'expect' | 'afterEach' | 'beforeAll' | 'afterAll'>;
 
 const CLIENT = { clientId: 'conformance', clientSecret: 'conformance-secret-0123456789' };
 const REDIRECTS = [301, 302, 303, 307, 308] as const;
 
 /** Registers the conformance tests of `binding` with vitest (pass `import * as vitest from 'vitest'`). */
 export function conformance(vitest: VitestApi, binding: ConformanceBinding): void {
-  const { describe, it, expect, afterEach } = vitest;
+  const { describe, it, expect, afterEach, beforeAll, afterAll } = vitest;
   const cleanup: (() => unknown)[] = [];
   afterEach(async () => {
     while (cleanup.length) await cleanup.pop()!();
@@ -478,6 +490,151 @@ export function conformance(vitest: VitestApi, binding: ConformanceBinding): voi
       expect(errors.length).toBeGreaterThanOrEqual(3);
       expect(tokens.length).toBeGreaterThanOrEqual(2);
       for (const error of errors) expect(leakScan(error, tokens)).toEqual([]);
+    });
+  });
+
+  /**
+   * DPoP (RFC 9449) through the adapter: oidc-provider issues DPoP-bound tokens, the authorization
+   * server's DPoP-only API verifies every proof with jose (signature, htm/htu, iat, jti replay, ath,
+   * cnf.jkt) and can ask for its own nonce. The adapter knows nothing of DPoP: the policy decides.
+   */
+  describe(`conformance DPoP: ${binding.name}`, () => {
+    let server: RunningAuthorizationServer;
+    beforeAll(async () => {
+      server = await startAuthorizationServer({ dpop: {} });
+    });
+    afterAll(() => server.close());
+
+    async function setupDpop() {
+      const dpop = server.dpop!;
+      dpop.tokenEndpointNonce = false;
+      dpop.apiNonce = false;
+      dpop.refuseNonces(0);
+      dpop.replayNext(0);
+      dpop.reset();
+      server.resetStats();
+      const privateKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+      const manager = new Manager({
+        tokenUrl: server.tokenUrl,
+        grant: clientCredentials({ clientId: 'service-dpop', clientSecret: 'service-dpop-secret' }),
+        dpop: { privateKey },
+        retries: 0,
+      });
+      dpopKeys.set(manager, privateKey);
+      cleanup.push(() => manager.close());
+      // Counts signatures (of every DpopKey: a binding may build its own manager with the same key):
+      // one per token request attempt and one per API request attempt, no more.
+      const sign = Object.getOwnPropertyDescriptor(DpopKey.prototype, 'proof')!;
+      let signatures = 0;
+      Object.defineProperty(DpopKey.prototype, 'proof', {
+        ...sign,
+        value(this: DpopKey, ...args: Parameters<DpopKey['proof']>) {
+          signatures++;
+          return (sign.value as DpopKey['proof']).apply(this, args);
+        },
+      });
+      cleanup.push(() => Object.defineProperty(DpopKey.prototype, 'proof', sign));
+      const client = await binding.create(manager, { base: server.issuer, origins: [] });
+      cleanup.push(() => client.close?.());
+      const api = dpop.apiUrl;
+      const at = (path: string) => dpop.requests.filter((r) => r.path === path);
+      return { dpop, manager, client, api, at, signatures: () => signatures };
+    }
+
+    const ath = (token: string) => createHash('sha256').update(token).digest('base64url');
+
+    it('DPoP: Authorization: DPoP <token> and a fresh proof (htm, htu, ath) on every request, one signature each', async () => {
+      const { dpop, manager, client, api, signatures } = await setupDpop();
+      for (let i = 0; i < 5; i++) {
+        const res = await client.request({ method: 'GET', url: `${api}/hello?i=${i}` });
+        expect(res.status).toBe(200);
+        expect(JSON.parse(res.body).jkt).toBe(manager.dpop!.thumbprint);
+      }
+      const token = (await manager.getToken()).accessToken;
+      expect(dpop.requests).toHaveLength(5);
+      expect(new Set(dpop.requests.map((r) => r.proof?.jti)).size).toBe(5);
+      for (const r of dpop.requests) {
+        expect(r.proof).toMatchObject({ htm: 'GET', htu: `${api}/hello`, ath: ath(token) });
+        expect(r.jkt).toBe(manager.dpop!.thumbprint);
+      }
+      expect(server.stats.tokenRequests).toBe(1);
+      expect(signatures()).toBe(1 + 5);
+    });
+
+    it('DPoP: a POST with a query gets a proof for its method and URL without the query', async () => {
+      const { client, api, at } = await setupDpop();
+      const res = await client.request({
+        method: 'POST',
+        url: `${api}/echo?x=1`,
+        body: { kind: 'string', data: 'dpop body' },
+      });
+      expect(res.status).toBe(200);
+      expect(res.body).toBe('dpop body');
+      expect(at('/dpop-api/echo?x=1')[0]!.proof).toMatchObject({ htm: 'POST', htu: `${api}/echo` });
+    });
+
+    it("DPoP: the resource server's nonce challenge is answered with one retry, the token kept, the nonce reused", async () => {
+      const { dpop, client, api, at, signatures } = await setupDpop();
+      dpop.apiNonce = true;
+      dpop.rotateApiNonce();
+      const res = await client.request({
+        method: 'POST',
+        url: `${api}/echo`,
+        body: { kind: 'form', data: 'a=1&b=two' },
+      });
+      expect(res.status).toBe(200);
+      const posts = at('/dpop-api/echo');
+      expect(posts.map((r) => r.status)).toEqual([401, 200]);
+      expect(posts[0]!.error).toBe('use_dpop_nonce');
+      // (The first proof may carry the token endpoint's nonce: the same origin here.)
+      expect(posts[1]!.proof?.nonce).toBeTypeOf('string');
+      expect(posts[1]!.proof?.nonce).not.toBe(posts[0]!.proof?.nonce);
+      expect(posts.map((r) => r.body)).toEqual([undefined, 'a=1&b=two']);
+      expect(posts[0]!.proof?.ath).toBe(posts[1]!.proof?.ath); // the same token
+      expect(server.stats.tokenRequests).toBe(1);
+      // The next request carries the kept nonce at once.
+      expect((await client.request({ method: 'GET', url: `${api}/hello` })).status).toBe(200);
+      expect(at('/dpop-api/hello').map((r) => r.status)).toEqual([200]);
+      expect(signatures()).toBe(1 + 3);
+    });
+
+    it('DPoP: a nonce that keeps failing: exactly two attempts, then the 401 goes to the caller', async () => {
+      const { dpop, client, api, at } = await setupDpop();
+      dpop.refuseNonces(10);
+      const res = await client.request({ method: 'GET', url: `${api}/hello` });
+      expect(res.status).toBe(401);
+      expect(at('/dpop-api/hello').map((r) => r.error)).toEqual(['use_dpop_nonce', 'use_dpop_nonce']);
+      expect(server.stats.tokenRequests).toBe(1);
+    });
+
+    it('DPoP: a proof the API takes for a replay (invalid_dpop_proof) is recovered from with one retry and a fresh proof', async () => {
+      const { dpop, client, api, at, signatures } = await setupDpop();
+      dpop.replayNext(1);
+      const res = await client.request({ method: 'GET', url: `${api}/hello` });
+      expect(res.status).toBe(200);
+      const hellos = at('/dpop-api/hello');
+      expect(hellos.map((r) => r.error ?? r.status)).toEqual(['invalid_dpop_proof', 200]);
+      expect(hellos[0]!.proof?.jti).not.toBe(hellos[1]!.proof?.jti);
+      expect(server.stats.tokenRequests).toBeLessThanOrEqual(2);
+      expect(signatures()).toBe(server.stats.tokenRequests + 2);
+    });
+
+    it('DPoP: the token endpoint nonce challenge is answered once, then the API accepts the token', async () => {
+      const { dpop, client, api, signatures } = await setupDpop();
+      dpop.tokenEndpointNonce = true;
+      expect((await client.request({ method: 'GET', url: `${api}/hello` })).status).toBe(200);
+      expect(server.stats.tokenRequests).toBe(2);
+      expect(signatures()).toBe(2 + 1);
+    });
+
+    it('DPoP: a same-origin redirect gets a new proof for the new URL', async () => {
+      const { client, api, at } = await setupDpop();
+      const res = await client.request({
+        method: 'GET',
+        url: `${api}/redirect?to=${encodeURIComponent('/dpop-api/hello')}`,
+      });
+      expect(res.status).toBe(200);
+      expect(at('/dpop-api/hello')[0]!.proof).toMatchObject({ htm: 'GET', htu: `${api}/hello` });
     });
   });
 }

@@ -355,5 +355,6 @@ export {
   type ConformanceRequest,
   type ConformanceResponse,
   conformance,
+  conformanceDpopKey,
 } from './conformance.js';
 export { leakScan } from './leak-scan.js';
