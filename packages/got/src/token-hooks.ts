@@ -118,18 +118,33 @@ function requestWith(
   const fn = (url: URL, native: NativeOptions, callback?: (response: unknown) => void) => {
     // got builds these native options for this call only; its own `options.headers` stays as it was.
     native.headers = { ...native.headers, ...headers };
-    if (original === undefined) return callWith(options.getFallbackRequestFunction(), url, native, callback);
+    if (original === undefined) return callWith(fallbackOf(options), url, native, callback);
     // got falls back to its own request function when a custom one returns undefined: with the token.
     const result = callWith(original, url, native, callback);
-    if (result === undefined) return callWith(options.getFallbackRequestFunction(), url, native, callback);
+    if (result === undefined) return callWith(fallbackOf(options), url, native, callback);
     if (result instanceof Promise) {
-      return result.then((r) =>
-        r === undefined ? callWith(options.getFallbackRequestFunction(), url, native, callback) : r,
-      );
+      return result.then((r) => (r === undefined ? callWith(fallbackOf(options), url, native, callback) : r));
     }
     return result;
   };
   return fn as unknown as RequestFunction;
+}
+
+/**
+ * got's own request function for these options (http, https or HTTP/2), called with keyfob's native
+ * options rather than got's. got 13-15 expose it as `getFallbackRequestFunction()`; got 16 made it
+ * private, but `getRequestFunction()` returns it while no custom `request` is set.
+ */
+function fallbackOf(options: GotRequestOptions): unknown {
+  const legacy = (options as { getFallbackRequestFunction?: () => unknown }).getFallbackRequestFunction;
+  if (typeof legacy === 'function') return legacy.call(options);
+  const own = options.request;
+  options.request = undefined;
+  try {
+    return options.getRequestFunction();
+  } finally {
+    options.request = own;
+  }
 }
 
 function callWith(fn: unknown, url: URL, native: NativeOptions, callback: unknown): unknown {

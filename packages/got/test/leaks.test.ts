@@ -11,7 +11,8 @@ import {
   startServer,
   type TestServer,
 } from '@keyfob/testing';
-import got, { CancelError, HTTPError, MaxRedirectsError, ParseError, RequestError, TimeoutError } from 'got';
+import * as gotModule from 'got';
+import got, { HTTPError, MaxRedirectsError, ParseError, RequestError, TimeoutError } from 'got';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tokenHooks, withTokens } from '../src/index.js';
 
@@ -98,15 +99,20 @@ describe('no token in any error @keyfob/got can produce', () => {
     expectNoLeak(err, issued);
   });
 
-  it('CancelError from promise.cancel() (built outside beforeError)', async () => {
-    const { api, client, issued } = await setup();
-    const pending = client.get('slow');
-    while (api.requests.length === 0) await new Promise((r) => setTimeout(r, 5));
-    pending.cancel();
-    const err = await rejection(pending);
-    expect(err).toBeInstanceOf(CancelError);
-    expectNoLeak(err, issued);
-  });
+  // got 16 removed promise.cancel() and CancelError (an AbortSignal is the way to cancel, tested below).
+  const CancelError = (gotModule as Record<string, unknown>).CancelError as (new () => Error) | undefined;
+  it.runIf(CancelError !== undefined)(
+    'CancelError from promise.cancel() (built outside beforeError)',
+    async () => {
+      const { api, client, issued } = await setup();
+      const pending = client.get('slow');
+      while (api.requests.length === 0) await new Promise((r) => setTimeout(r, 5));
+      (pending as unknown as { cancel(): void }).cancel();
+      const err = await rejection(pending);
+      expect(err).toBeInstanceOf(CancelError!);
+      expectNoLeak(err, issued);
+    },
+  );
 
   it('TimeoutError', async () => {
     const { client, issued } = await setup();
