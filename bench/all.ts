@@ -3,6 +3,7 @@
 import { writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { benchFetchOverhead } from '../packages/fetch/bench/overhead.ts';
+import { benchProofs } from './dpop.ts';
 import { benchHotPath, formatHotPath } from './hot-path.ts';
 import { benchMemory, formatMemory } from './memory.ts';
 import { benchOverhead } from './overhead.ts';
@@ -25,7 +26,7 @@ function section(title: string, body: string) {
   console.log(`\n${text}`);
   sections.push(text);
 }
-const step = (n: number, what: string) => console.log(`[${n}/8] ${what} ...`);
+const step = (n: number, what: string) => console.log(`[${n}/9] ${what} ...`);
 const f = (x: number, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
 
 if (want(1)) {
@@ -85,7 +86,7 @@ if (want(4)) {
   const med = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1]!;
   for (const a of adapters) {
     // Repetitions, each keyfob and baseline side by side; counts are summed, latencies are medians.
-    const runs = [];
+    const runs: Awaited<ReturnType<typeof expiryCrossing>>[] = [];
     for (let i = 0; i < reps; i++) runs.push(await expiryCrossing(a, quick ? { seconds: 4 } : {}));
     const sum = (k: 'requests' | 'failed' | 'api401' | 'tokenRequests' | 'lifetimes') =>
       runs.reduce((t, x) => t + x[k], 0);
@@ -173,6 +174,38 @@ if (want(8)) {
   section(
     '8. Scale [cost per call flat: ratios near 1]',
     formatScale(await benchScale(quick ? { sizes: [1, 10_000, 100_000] } : {})),
+  );
+}
+
+if (want(9)) {
+  step(9, 'DPoP: the cost of a proof, and adapter overhead with DPoP on');
+  const proofs = benchProofs(quick ? { iterations: 1_000, rounds: 3 } : {});
+  const opts = quick ? { roundMs: 800, rounds: 3 } : { roundMs: 2_000, rounds: 7 };
+  const rows: string[] = [];
+  let perRequest = '';
+  for (const a of adapters) {
+    const bearer = await benchOverhead(a, opts);
+    const dpop = await benchOverhead(a, { ...opts, dpop: true });
+    for (const c of ['c1', 'c32'] as const) {
+      rows.push(
+        `| ${a} | ${c.slice(1)} | ${f(bearer[c].ratio, 3)} | **${f(dpop[c].ratio, 3)}** | ${f(1 / dpop[c].ratio, 3)} |`,
+      );
+    }
+    perRequest += `${a}: ${dpop.proofs} proofs for ${dpop.dpopRequests} DPoP requests (${f(dpop.proofs / dpop.dpopRequests, 2)} per request, none reused). `;
+  }
+  section(
+    '9. DPoP [one signature per request attempt]',
+    [
+      '| proof key | µs per proof |',
+      '| --- | ---: |',
+      ...proofs.map((p) => `| ${p.algorithm} | **${f(p.us, 1)}** |`),
+      '',
+      '| adapter | concurrency | req/s ratio, Bearer | req/s ratio, DPoP | time per request, DPoP vs hard-coded Bearer |',
+      '| --- | ---: | ---: | ---: | ---: |',
+      ...rows,
+      '',
+      `Both ratios against the same client with a hard-coded Bearer header, in the same run. ${perRequest}`,
+    ].join('\n'),
   );
 }
 

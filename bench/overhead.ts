@@ -5,7 +5,7 @@
 import { Agent, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { attachTokens } from '../packages/axios/src/index.ts';
-import { staticToken, TokenManager } from '../packages/core/src/index.ts';
+import { customGrant, staticToken, TokenManager } from '../packages/core/src/index.ts';
 import { withTokens } from '../packages/got/src/index.ts';
 import { axios, got } from './deps.ts';
 
@@ -51,22 +51,43 @@ async function clients(
   return [() => a.get('ping'), () => b.get('ping'), close];
 }
 
+/**
+ * `dpop: true`: keyfob's side holds a DPoP-bound token and sends `Authorization: DPoP` plus a fresh proof
+ * (one ES256 signature) per request; the baseline still sends the hard-coded Bearer header, so the ratio
+ * is the whole cost of DPoP on the client.
+ */
 export async function benchOverhead(
   adapter: 'axios' | 'got',
-  opts: { roundMs?: number; rounds?: number } = {},
-): Promise<{ c1: OverheadRow; c32: OverheadRow }> {
+  opts: { roundMs?: number; rounds?: number; dpop?: boolean } = {},
+): Promise<{ c1: OverheadRow; c32: OverheadRow; proofs: number; dpopRequests: number }> {
   const roundMs = opts.roundMs ?? 2_000;
   const rounds = opts.rounds ?? 7;
   let wrong = 0;
+  // DPoP requests seen, and the proofs they carried (one per request attempt, none reused).
+  let dpopRequests = 0;
+  let proofs = 0;
+  const seen = new Set<string>();
   const server = createServer((req, res) => {
-    if (req.headers.authorization !== `Bearer ${TOKEN}`) wrong++;
+    if (req.headers.authorization === `DPoP ${TOKEN}`) {
+      dpopRequests++;
+      const proof = req.headers.dpop;
+      if (typeof proof === 'string' && !seen.has(proof)) {
+        proofs++;
+        if (seen.size < 1_000_000) seen.add(proof);
+      } else wrong++;
+    } else if (req.headers.authorization !== `Bearer ${TOKEN}`) wrong++;
     res.writeHead(200, { 'content-type': 'text/plain' });
     res.end('ok');
   });
   server.keepAliveTimeout = 30_000;
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const manager = new TokenManager({ grant: staticToken({ accessToken: TOKEN }) });
+  const manager = opts.dpop
+    ? new TokenManager({
+        dpop: true,
+        grant: customGrant(async () => ({ access_token: TOKEN, token_type: 'DPoP', expires_in: 86_400 })),
+      })
+    : new TokenManager({ grant: staticToken({ accessToken: TOKEN }) });
   const [a, b, close] = await clients(adapter, baseUrl, manager);
   try {
     // Concurrency 1: request-by-request interleaving, each request timed.
@@ -130,7 +151,8 @@ export async function benchOverhead(
       baseline: median(out[k].baseline),
       ratio: median(out[k].ratio),
     });
-    return { c1: row('c1'), c32: row('c32') };
+    if (opts.dpop && dpopRequests === 0) throw new Error('keyfob sent no DPoP request');
+    return { c1: row('c1'), c32: row('c32'), proofs, dpopRequests };
   } finally {
     close();
     await manager.close();
