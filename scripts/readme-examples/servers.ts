@@ -34,7 +34,11 @@ export async function startExampleServers(): Promise<ExampleServers> {
       };
     }
     if (req.method !== 'POST') return { status: 404, body: { error: 'not_found' } };
-    const authenticated = /^Basic /i.test(req.headers.authorization ?? '') || req.params.client_id;
+    // A JWT bearer grant (RFC 7523 2.1) may come without client authentication: the assertion stands for it.
+    const authenticated =
+      /^Basic /i.test(req.headers.authorization ?? '') ||
+      req.params.client_id ||
+      (req.params.grant_type === 'urn:ietf:params:oauth:grant-type:jwt-bearer' && req.params.assertion);
     if (!authenticated) return { status: 401, body: { error: 'invalid_client' } };
     const subject = req.params.username ?? req.params.userid;
     const i = issuer.issue(3600, subject, req.params.scope);

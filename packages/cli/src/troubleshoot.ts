@@ -13,7 +13,7 @@ const byStatus: Record<number, Diagnosis> = {
     summary: '400 Bad Request: the token request is malformed or misses a required field.',
     check: [
       'The request body and its fields: grant_type, scope, audience (KEYFOB_SCOPE, KEYFOB_AUDIENCE).',
-      'Whether the provider expects a form body (the default) or JSON (KEYFOB_CLIENT_AUTH=json).',
+      'That the body is formatted as the provider expects: a form body (the default) or properly formatted JSON (KEYFOB_CLIENT_AUTH=json).',
       'That client credentials is a grant this client is allowed to use.',
     ],
   },
@@ -21,8 +21,8 @@ const byStatus: Record<number, Diagnosis> = {
     summary: '401 Unauthorized: the token endpoint could not verify the client credentials.',
     check: [
       'The client id and client secret: missing, incorrect, or for another environment. Reset the secret or confirm the credentials with your admin.',
-      "Their encoding: a Basic header is base64 of 'client_id:client_secret'; keyfob form-encodes both first (RFC 6749) and retries with the raw values when they differ.",
-      'The client authentication method the endpoint expects: basic (Basic header + form body), basic-only (Basic header, no body), body (client_secret_post) or json. Set KEYFOB_CLIENT_AUTH or --client-auth.',
+      "Whether they are improperly encoded: a Basic header is base64 of 'client_id:client_secret'; keyfob form-encodes both first (RFC 6749) and retries with the raw values when they differ.",
+      'The client authentication method the endpoint expects (the wrong type of authorization header is refused): basic (Basic header + form body), basic-only (Basic header, no body), body (client_secret_post), json or client_secret_jwt. Set KEYFOB_CLIENT_AUTH or --client-auth.',
     ],
   },
   403: {
@@ -36,7 +36,7 @@ const byStatus: Record<number, Diagnosis> = {
   404: {
     summary: '404 Not Found: the token URL is wrong.',
     check: [
-      'The host, the path (e.g. /oauth2/token, /api/v1/account/token) and the environment (sandbox or production) in KEYFOB_TOKEN_URL.',
+      'An incorrect endpoint: the host, the path (e.g. /oauth2/token, /api/v1/account/token) and the environment (sandbox or production) in KEYFOB_TOKEN_URL.',
       'With KEYFOB_ISSUER, that the issuer URL is the one the provider documents for discovery.',
     ],
   },

@@ -147,6 +147,11 @@ describe('keyfob check', () => {
     expect(r.stdout).toContain('Reset the secret or confirm the credentials with your admin');
     expect(r.stdout).toContain("base64 of 'client_id:client_secret'");
     expect(r.stdout).toContain('KEYFOB_CLIENT_AUTH');
+    // In the words of the provider's troubleshooting guide (seed 001): credentials missing, incorrect or
+    // improperly encoded; the wrong type of authorization header.
+    expect(r.stdout).toContain('missing, incorrect');
+    expect(r.stdout).toContain('improperly encoded');
+    expect(r.stdout).toContain('wrong type of authorization header');
     expectNoSecrets(r, []);
   });
 
@@ -178,6 +183,7 @@ describe('keyfob check', () => {
     expect(r.stdout).toContain('(HTTP 400 invalid_grant)');
     expect(r.stdout).toContain('400 Bad Request: the token request is malformed or misses a required field.');
     expect(r.stdout).toContain('The request body and its fields');
+    expect(r.stdout).toContain('properly formatted JSON');
     expectNoSecrets(r, []);
   });
 
@@ -206,6 +212,7 @@ describe('keyfob check', () => {
     const report = JSON.parse(r.stdout);
     expect(report.error).toMatchObject({ status: 404, summary: '404 Not Found: the token URL is wrong.' });
     expect(report.error.check[0]).toContain('/api/v1/account/token');
+    expect(report.error.check[0]).toContain('incorrect endpoint');
   });
 
   it('unreachable token endpoint: network code, exit 1', async () => {

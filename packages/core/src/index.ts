@@ -32,6 +32,7 @@ export type {
   InvalidatedEvent,
   RefreshFailedEvent,
   TokenEvent,
+  TokenFailedEvent,
   TokenManagerEvents,
 } from './events.js';
 export {

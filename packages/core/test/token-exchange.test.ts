@@ -6,6 +6,7 @@ import {
   ConfigurationError,
   clientCredentials,
   jwtBearer,
+  passwordGrant,
   TokenEndpointError,
   TokenManager,
   tokenExchange,
@@ -217,5 +218,44 @@ describe('jwtBearer (RFC 7523 2.1)', () => {
       expect(text).not.toContain(forged.split('.')[2]!);
     }
     expect(() => jwtBearer({ assertion: '' })).toThrow(ConfigurationError);
+  });
+});
+
+describe('client authentication chosen from the metadata', () => {
+  it('client_secret_post from discovery: a 401 is one request (no Basic re-encoding retry) on every grant, never quoting the secret', async () => {
+    const secret = 'se+cr/et=with special';
+    let origin = '';
+    const server = track(
+      await startServer((req) => {
+        if (req.method === 'GET') {
+          return {
+            body: {
+              issuer: origin,
+              token_endpoint: `${origin}/token`,
+              token_endpoint_auth_methods_supported: ['client_secret_post'],
+            },
+          };
+        }
+        return { status: 401, body: { error: 'invalid_client' } };
+      }),
+    );
+    origin = server.origin;
+    for (const grant of [
+      tokenExchange({ clientId: 'svc', clientSecret: secret }),
+      jwtBearer({ clientId: 'svc', clientSecret: secret, assertion: 'a.b.c' }),
+      clientCredentials({ clientId: 'svc', clientSecret: secret }),
+      passwordGrant({ clientId: 'svc', clientSecret: secret, username: 'u', password: 'p' }),
+    ]) {
+      server.requests.length = 0;
+      const tokens = track(new TokenManager({ issuer: origin, grant }));
+      const err = (await rejection(tokens.getToken({ subjectToken: 'subject' }))) as TokenEndpointError;
+      expect(err).toBeInstanceOf(TokenEndpointError);
+      expect(err.status).toBe(401);
+      const posts = server.requests.filter((r) => r.method === 'POST');
+      expect(posts).toHaveLength(1);
+      expect(posts[0]!.params).toMatchObject({ client_id: 'svc', client_secret: secret });
+      expect(posts[0]!.headers.authorization).toBeUndefined();
+      expect(`${err.message} ${JSON.stringify(err)} ${inspect(err, { depth: 5 })}`).not.toContain(secret);
+    }
   });
 });

@@ -185,12 +185,16 @@ export class BasicEncoding {
     build: (encoding: 'form' | 'raw') => GrantTokenRequest,
   ): Promise<Record<string, unknown>> {
     const first = this.#current;
+    const req = build(first);
     try {
-      return await request(build(first));
+      return await request(req);
     } catch (e) {
       const rejectedClient =
         e instanceof TokenEndpointError && (e.status === 401 || e.error === 'invalid_client');
-      if (!this.#auto || !rejectedClient) throw e;
+      // Only a request that carried a Basic header has another encoding to try: the method actually
+      // used may differ from the configured one (discovery can pick client_secret_post or a JWT).
+      const sentBasic = req.clientAuth === 'basic' || req.clientAuth === 'basic-only';
+      if (!this.#auto || !rejectedClient || !sentBasic) throw e;
       const other = first === 'form' ? 'raw' : 'form';
       try {
         const answer = await request(build(other));
