@@ -213,6 +213,10 @@ function number(
       `TokenManager: ${name} must be a ${allowZero ? 'non-negative' : 'positive'} number.`,
     );
   }
+  // Infinity would mean endless retries, an unbounded cache or a token kept forever.
+  if (value === Number.POSITIVE_INFINITY && max === Number.POSITIVE_INFINITY) {
+    throw new ConfigurationError(`TokenManager: ${name} must be a finite number.`);
+  }
   if (value > max) {
     throw new ConfigurationError(`TokenManager: ${name} must be at most ${max} (${name} is ${value}).`, {
       hint: 'Node timers cannot wait longer than 2^31-1 ms (about 24.8 days).',

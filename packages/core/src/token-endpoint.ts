@@ -1,6 +1,6 @@
 import { type TokenScopeInfo, traceTokenRequest } from './diagnostics.js';
 import { ErrorCode, KeyfobError, TokenEndpointError, TokenResponseError } from './errors.js';
-import { redact, safeUrl } from './redact.js';
+import { attachSecrets, redact, safeUrl } from './redact.js';
 
 /** A request to a token endpoint, built by a grant. */
 export interface TokenRequest {
@@ -95,11 +95,17 @@ function backoff(attempt: number, base: number): number {
   return Math.round(cap / 2 + Math.random() * (cap / 2));
 }
 
-/** Parses Retry-After (delta-seconds or HTTP-date, RFC 9110 10.2.3). */
+/**
+ * Parses Retry-After (RFC 9110 10.2.3): delta-seconds, or an HTTP-date (RFC 9110 5.6.7, its three
+ * formats all start with the day name); a date in the past is 0. Anything else is `undefined` (the
+ * usual backoff applies): Date.parse alone reads nearly any text with a number in it as a date
+ * ("abc 5521" is the year 5521), which would turn a junk header into a long wait or a refusal.
+ */
 export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
   if (!value) return undefined;
   const s = value.trim();
   if (/^\d+$/.test(s)) return Number(s) * 1000;
+  if (!/^(Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*,? /.test(s)) return undefined;
   const at = Date.parse(s);
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
@@ -440,6 +446,9 @@ export async function postTokenRequest(
         }
         if (obj) {
           trace?.succeeded(res.status, obj);
+          // The normaliser quotes parts of the answer in its errors (a malformed expires_in, an unknown
+          // token_type): it redacts them with what this request carried (normaliseTokenResponse).
+          attachSecrets(obj, secrets);
           return obj;
         }
         throw new TokenResponseError(

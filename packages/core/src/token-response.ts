@@ -1,5 +1,5 @@
 import { TokenResponseError } from './errors.js';
-import { REDACTED, redact } from './redact.js';
+import { REDACTED, redact, secretsOf } from './redact.js';
 import type { AccessToken, StoredToken } from './types.js';
 
 export interface NormaliseOptions {
@@ -12,7 +12,10 @@ export interface NormaliseOptions {
   /** Refresh token to keep when a refresh response does not rotate it (RFC 6749 6). */
   previousRefreshToken?: string;
   warn?: (message: string) => void;
-  /** Values the request carried (client secret, password, ...): never quoted in an error. */
+  /**
+   * Values the request carried (client secret, password, ...): never quoted in an error. A body returned
+   * by keyfob's token endpoint client carries its request's secrets already (`attachSecrets`).
+   */
   secrets?: readonly (string | undefined)[];
   /**
    * `'DPoP'` when the request carried a DPoP proof (RFC 9449 5): a Bearer answer is then an error.
@@ -53,7 +56,11 @@ export function createAccessToken(data: StoredToken): AccessToken {
 
 function printable(token: AccessToken): Record<string, unknown> {
   const raw: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(token.raw)) raw[k] = SECRET_FIELDS.has(k) ? REDACTED : v;
+  // A server may echo what the request carried (a client secret, a password) next to the token.
+  const secrets = secretsOf(token.raw);
+  for (const [k, v] of Object.entries(token.raw)) {
+    raw[k] = SECRET_FIELDS.has(k) ? REDACTED : typeof v === 'string' ? redact(v, secrets) : v;
+  }
   return {
     accessToken: REDACTED,
     tokenType: token.tokenType,
@@ -129,8 +136,10 @@ function failWith(
 export function normaliseTokenResponse(body: unknown, opts: NormaliseOptions): AccessToken {
   const where = opts.tokenUrl;
   // Annotated, so that TypeScript knows a call never returns (control-flow narrowing).
+  const secrets =
+    body && typeof body === 'object' ? [...(opts.secrets ?? []), ...secretsOf(body)] : opts.secrets;
   const fail: (message: string, hint: string, tokenUrl: string | undefined) => never = (m, h, u) =>
-    failWith(opts.secrets, m, h, u);
+    failWith(secrets, m, h, u);
   if (!body || typeof body !== 'object' || Array.isArray(body)) {
     fail(
       'The token endpoint answered, but not with a JSON object.',

@@ -123,6 +123,51 @@ describe('redaction with the request secrets on every path', () => {
   });
 });
 
+describe('a token response echoing a request secret, through the manager', () => {
+  it.each([
+    ['expires_in', { access_token: 'tok-echo-1234', expires_in: `x${PASSWORD}` }],
+    ['token_type', { access_token: 'tok-echo-1234', token_type: SECRET, expires_in: 3600 }],
+    ['expiration', { access_token: 'tok-echo-1234', expiration: PASSWORD }],
+    ['a field name', { [SECRET]: 1 }],
+  ])('%s: the error, the log line and the tokenFailed event quote neither secret', async (_w, body) => {
+    const server = await endpoint([{ body }]);
+    const { lines, logger } = capture();
+    const m = new TokenManager({
+      tokenUrl: `${server.url}/token`,
+      grant: passwordGrant({ username: 'u', password: PASSWORD, clientId: 'c', clientSecret: SECRET }),
+      logger,
+    });
+    cleanup.push(() => m.close());
+    const events: unknown[] = [];
+    m.on('tokenFailed', (e) => events.push(e));
+    const err = await rejection(m.getToken());
+    expect(err).toBeInstanceOf(TokenResponseError);
+    expect(String(err)).toContain(REDACTED);
+    expect(lines.length).toBeGreaterThan(0);
+    expect(events).toHaveLength(1);
+    const texts = [String(err), JSON.stringify(err), inspect(err), ...lines, inspect(events, { depth: 6 })];
+    for (const t of texts) {
+      expect(t).not.toContain(SECRET);
+      expect(t).not.toContain(PASSWORD);
+    }
+  });
+
+  it('a token whose response echoes the client secret prints without it', async () => {
+    const server = await endpoint([
+      { body: { access_token: 'tok-echo-5678', expires_in: 3600, note: `client ${SECRET}` } },
+    ]);
+    const m = new TokenManager({
+      tokenUrl: `${server.url}/token`,
+      grant: clientCredentials({ clientId: 'c', clientSecret: SECRET }),
+    });
+    cleanup.push(() => m.close());
+    const token = await m.getToken();
+    expect(token.raw.note).toBe(`client ${SECRET}`);
+    expect(JSON.stringify(token)).not.toContain(SECRET);
+    expect(inspect(token, { depth: 4 })).not.toContain(SECRET);
+  });
+});
+
 describe('redact()', () => {
   it('uses the exported placeholder', () => {
     expect(REDACTED).toBe('[REDACTED]');

@@ -305,4 +305,11 @@ describe('typed errors and option checks', () => {
     const ok = new TokenManager({ grant, timeoutMs: 2 ** 31 - 1 });
     cleanup.push(() => ok.close());
   });
+
+  it('Infinity is refused where it would mean endless retries or an unbounded cache', () => {
+    const grant = customGrant(async () => ({ access_token: 'x' }));
+    for (const name of ['retries', 'maxEntries', 'maxLifetimeMs', 'timeoutMs'] as const) {
+      expect(() => new TokenManager({ grant, [name]: Number.POSITIVE_INFINITY })).toThrow(ConfigurationError);
+    }
+  });
 });

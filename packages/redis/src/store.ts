@@ -76,6 +76,14 @@ export class RedisTokenStore implements TokenStore {
     this.#redis = commandsFor(options.client);
     const prefix = options.prefix ?? 'keyfob:';
     if (typeof prefix !== 'string') throw new ConfigurationError('RedisTokenStore: prefix must be a string.');
+    // Redis Cluster hashes the first `{...}` of a key: an unclosed or empty one in the prefix would make
+    // it take `{<prefix rest>token:{<key>` (or the whole key), splitting an entry and its lock over slots.
+    const open = prefix.indexOf('{');
+    if (open !== -1 && prefix.indexOf('}', open + 1) <= open + 1) {
+      throw new ConfigurationError(`RedisTokenStore: prefix "${prefix}" has an unclosed or empty hash tag.`, {
+        hint: "Close it ('{svc}:keyfob:' pins every key to one slot) or leave braces out of the prefix.",
+      });
+    }
     this.#prefix = prefix;
     this.#key = options.encryptionKey === undefined ? undefined : parseEncryptionKey(options.encryptionKey);
     this.#logger = options.logger;

@@ -71,6 +71,15 @@ describe('RedisTokenStore options (no Redis needed)', () => {
     );
   });
 
+  it('refuses a prefix whose hash tag would split an entry and its lock over cluster slots', () => {
+    for (const prefix of ['{svc:keyfob:', 'keyfob{}:', 'a{']) {
+      expect(() => new RedisTokenStore({ client: fakeIoredis, prefix }), prefix).toThrow(ConfigurationError);
+    }
+    for (const prefix of ['{svc}:keyfob:', 'keyfob:', 'a}b:', '']) {
+      expect(new RedisTokenStore({ client: fakeIoredis, prefix }).prefix).toBe(prefix);
+    }
+  });
+
   it('prints no key and no client', () => {
     const key = randomBytes(32).toString('hex');
     const store = new RedisTokenStore({ client: fakeIoredis, encryptionKey: key, prefix: 'svc:' });
