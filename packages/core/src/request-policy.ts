@@ -345,6 +345,8 @@ export class RequestPolicy<R = unknown> {
     url: string | URL,
     signal?: AbortSignal,
   ): TokenHeaders | Promise<TokenHeaders> {
+    // Already aborted: no token request is started for a request that will not be sent.
+    if (signal?.aborted) return Promise.reject(this.#tokenError(abortedWait(signal)));
     const options = RequestAttempt.tokenOptions(attempt, signal ?? undefined);
     const pending =
       options === undefined
@@ -516,6 +518,13 @@ export class RequestPolicy<R = unknown> {
   toJSON(): Record<string, unknown> {
     return { name: this.#name, origins: [...this.origins], retryOn401: this.#retryOn401 };
   }
+}
+
+/** What an aborted wait for a token rejects with (mapped to `KEYFOB_ABORTED` by the policy). */
+function abortedWait(signal: AbortSignal): Error {
+  return Object.assign(new Error('The wait for an access token was aborted.', { cause: signal.reason }), {
+    name: 'AbortError',
+  });
 }
 
 function allowedOrigins(

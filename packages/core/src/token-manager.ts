@@ -56,7 +56,11 @@ const DISCOVERY_MAX_AGE_MS = 24 * 3600_000;
 
 function raceSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (!signal) return promise;
-  if (signal.aborted) return Promise.reject(abortError(signal));
+  if (signal.aborted) {
+    // The shared acquisition goes on for other callers; its failure is not this caller's to report.
+    promise.catch(noop);
+    return Promise.reject(abortError(signal));
+  }
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(abortError(signal));
     signal.addEventListener('abort', onAbort, { once: true });

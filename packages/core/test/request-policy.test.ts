@@ -189,6 +189,26 @@ describe('RequestPolicy: per request', () => {
     await failing.close();
   });
 
+  it('headers: an already-aborted signal rejects with KEYFOB_ABORTED and starts no token request', async () => {
+    let calls = 0;
+    const tokens = new TokenManager({
+      grant: customGrant(async () => {
+        calls++;
+        return { access_token: 'never-used-token', expires_in: 60 };
+      }),
+    });
+    const p = new RequestPolicy(tokens, { origins: [API] }, { name: 'test' });
+    const ac = new AbortController();
+    ac.abort();
+    const error = await p
+      .headers(p.start(`${API}/x`)!, 'GET', `${API}/x`, ac.signal)
+      .catch((e: unknown) => e);
+    expect(isKeyfobError(error) && (error as { code?: string }).code).toBe('KEYFOB_ABORTED');
+    expect(calls).toBe(0);
+    // Closing now leaves no token request behind to fail unhandled.
+    await tokens.close();
+  });
+
   it('redirect: same or allowed origin keeps the headers; another origin strips them for good', async () => {
     const { tokens } = manager();
     const p = new RequestPolicy(tokens, { origins: [API, 'https://b.example.com'] }, { name: 'test' });

@@ -163,7 +163,7 @@ async function sendWithToken(
   init: RequestInit | undefined,
 ): Promise<Response> {
   const signal = init?.signal ?? request?.signal ?? undefined;
-  const method0 = init?.method ?? request?.method ?? 'GET';
+  const method0 = normalizeMethod(init?.method ?? request?.method ?? 'GET');
   const mode = init?.redirect ?? request?.redirect ?? 'follow';
   const follow = mode === 'follow';
   const body = new Body(request, init);
@@ -283,6 +283,15 @@ function withHeaders(caller: HeadersInit | undefined, add: TokenHeaders): Header
   }
   for (const name in add) out[name] = add[name]!;
   return out;
+}
+
+/** fetch upper-cases these methods, whatever case they are given in (https://fetch.spec.whatwg.org/#concept-method-normalize). */
+const NORMALIZED = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'POST', 'PUT']);
+
+/** The method as fetch sends it: `'post'` is `POST` (so a 301/302 turns it into a GET), `'patch'` stays. */
+function normalizeMethod(method: string): string {
+  const upper = method.toUpperCase();
+  return NORMALIZED.has(upper) ? upper : method;
 }
 
 /** The init a `Request` stands for (its body is taken separately). */
