@@ -505,13 +505,35 @@ export class TokenManager {
     if (this.#store === undefined) {
       return this.#remember(key, await fetch(undefined), 'endpoint', started, previous);
     }
-    const usable = (t: AccessToken | undefined): boolean =>
-      t !== undefined &&
-      t.accessToken !== replacing?.accessToken &&
-      !this.#invalidated.peek(t.accessToken) &&
-      usableFromStore(freshnessOf(t, this.#o, this.#now()), this.#now(), previous !== undefined);
-    const { token, source } = await this.#store.singleFlight(key.key, usable, fetch);
-    return this.#remember(key, token, source, started, previous);
+    // A stored token too close to expiry to hand out without a renewal, but not expired: if the renewal
+    // fails it is served like a cached one would be (a process that has none yet must not do worse).
+    let fallback: AccessToken | undefined;
+    const usable = (t: AccessToken | undefined): boolean => {
+      if (
+        t === undefined ||
+        t.accessToken === replacing?.accessToken ||
+        this.#invalidated.peek(t.accessToken)
+      ) {
+        return false;
+      }
+      const now = this.#now();
+      const f = freshnessOf(t, this.#o, now);
+      if (usableFromStore(f, now, previous !== undefined)) return true;
+      if (previous === undefined && servableAfterFailure(f, now)) fallback = t;
+      return false;
+    };
+    try {
+      const { token, source } = await this.#store.singleFlight(key.key, usable, fetch);
+      return this.#remember(key, token, source, started, previous);
+    } catch (error) {
+      if (
+        fallback !== undefined &&
+        servableAfterFailure(freshnessOf(fallback, this.#o, this.#now()), this.#now())
+      ) {
+        this.#remember(key, fallback, 'store', started, previous); // #slow serves it; #renewalFailed backs off
+      }
+      throw error;
+    }
   }
 
   /** `tokenUrl`, else the discovered token endpoint (its mTLS alias with `mtls`); discovery has run by now. */

@@ -108,6 +108,41 @@ describe('lock waiters follow the holder', () => {
   });
 });
 
+describe('a process with an empty cache, the token endpoint down', () => {
+  it("serves the store's token in its last tenth of life (not yet expired) instead of the endpoint's error", async () => {
+    let down = false;
+    let requests = 0;
+    const server = await startServer(() => {
+      requests++;
+      if (down) return { status: 503, body: { error: 'temporarily_unavailable' } };
+      return { body: { access_token: 'at_shared', token_type: 'Bearer', expires_in: 100 } };
+    });
+    cleanup.push(() => server.close());
+    const store = new LockingStore();
+    const grant = () => clientCredentials({ clientId: 'svc', clientSecret: 'svc-secret' });
+    const a = new TokenManager({ tokenUrl: `${server.url}/token`, grant: grant(), store, retries: 0 });
+    cleanup.push(() => a.close());
+    expect((await a.getToken()).accessToken).toBe('at_shared');
+    down = true;
+    // A process started later, 97 s into the token's 100 s: past the point where callers wait for a
+    // renewal, 3 s before the token actually expires.
+    let offset = 97_000;
+    const b = new TokenManager({
+      tokenUrl: `${server.url}/token`,
+      grant: grant(),
+      store,
+      retries: 0,
+      clock: { now: () => Date.now() + offset },
+    });
+    cleanup.push(() => b.close());
+    expect((await b.getToken()).accessToken).toBe('at_shared');
+    expect(requests).toBe(2); // b tried to renew once
+    expect((await b.getToken()).accessToken).toBe('at_shared'); // still served, renewal backed off
+    offset = 101_000; // expired: now the endpoint's error
+    await expect(b.getToken()).rejects.toBeInstanceOf(TokenEndpointError);
+  });
+});
+
 describe('a refresh token with an unknown outcome is not sent by another process either', () => {
   it('the holder marks the stored set; the next process asks for a login instead of replaying it', async () => {
     const sent: string[] = [];
