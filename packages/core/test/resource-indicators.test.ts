@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import {
+  authorizationCode,
   clientCredentials,
   type Grant,
   jwtBearer,
@@ -80,5 +81,25 @@ describe('resource indicators (RFC 8707)', () => {
     expect(await tokens.getToken({ extraParams: { resource: A } })).toBe(a);
     expect(b.accessToken).not.toBe(a.accessToken);
     expect(server.requests.map((r) => r.params.resource)).toEqual([A, B]);
+  });
+});
+
+describe('authorizationCode', () => {
+  it('sends resource with the authorization request (RFC 8707 2.1), and per-call extraParams win', () => {
+    const grant = authorizationCode({
+      clientId: 'web',
+      redirectUri: 'http://127.0.0.1/callback',
+      authorizeUrl: 'https://auth.example.com/authorize',
+      resource: A,
+    });
+    expect(new URL(grant.authorizationUrl().url).searchParams.get('resource')).toBe(A);
+    const other = grant.authorizationUrl({ extraParams: { resource: B } });
+    expect(new URL(other.url).searchParams.get('resource')).toBe(B);
+    const none = authorizationCode({
+      clientId: 'web',
+      redirectUri: 'http://127.0.0.1/callback',
+      authorizeUrl: 'https://auth.example.com/authorize',
+    });
+    expect(new URL(none.authorizationUrl().url).searchParams.has('resource')).toBe(false);
   });
 });

@@ -188,6 +188,8 @@ export function authorizationCode(options: AuthorizationCodeOptions): Authorizat
         redirect_uri: redirectUri,
         scope: opts.scope ?? scope,
         state,
+        // RFC 8707 2.1: the resource goes with the authorization request too, so the grant covers it.
+        resource: options.resource,
         ...opts.extraParams,
       };
       let codeVerifier: string | undefined;
