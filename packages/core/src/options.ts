@@ -64,6 +64,13 @@ export interface TokenManagerOptions {
   /** fetch implementation (for proxies or custom agents). Defaults to the global fetch. */
   fetch?: typeof fetch | undefined;
   /**
+   * An undici `Dispatcher` every request keyfob makes (discovery, token endpoint, revocation) goes
+   * through, handed to `fetch` as its `dispatcher` option: an `Agent` presenting a client certificate
+   * (`new Agent({ connect: { key, cert } })`, RFC 8705 mTLS), a `ProxyAgent`, an agent with its own
+   * CA. Use the same one for the API calls of a certificate-bound token. Defaults to fetch's own.
+   */
+  dispatcher?: object | undefined;
+  /**
    * Store calls taking longer are abandoned (the token is fetched directly), and the store is then
    * bypassed for a while and probed in the background. Defaults to `1_000`.
    */
@@ -113,6 +120,7 @@ export const OPTIONS_WITHOUT_DEFAULT = [
   'logger',
   'clock',
   'fetch',
+  'dispatcher',
   'lockWaitMs',
   'dpop',
 ] as const satisfies readonly (keyof TokenManagerOptions)[];
@@ -253,9 +261,7 @@ export function resolveOptions(options: TokenManagerOptions): ResolvedOptions {
   ) {
     throw new ConfigurationError('TokenManager: store must implement get, set and delete (see TokenStore).');
   }
-  const fetchImpl = options.fetch ?? globalThis.fetch;
-  if (typeof fetchImpl !== 'function')
-    throw new ConfigurationError('TokenManager: no global fetch; pass options.fetch.');
+  const fetchImpl = withDispatcher(options.fetch ?? globalThis.fetch, options.dispatcher);
   const clock = options.clock;
   const timer = { max: MAX_TIMER_MS };
   const timeoutMs = number('timeoutMs', options.timeoutMs, DEFAULTS.timeoutMs, timer);
@@ -334,4 +340,19 @@ function checkTokenUrl(
     throw new ConfigurationError(`TokenManager: tokenUrl must be a string (${safeUrl(String(tokenUrl))}).`);
   }
   return assertSecureUrl('TokenManager', 'tokenUrl', tokenUrl, allowInsecureHttp);
+}
+
+/** The fetch keyfob uses: `fetch`, with `dispatcher` added to every call's init when one is given. */
+function withDispatcher(fetchImpl: typeof fetch, dispatcher: object | undefined): typeof fetch {
+  if (typeof fetchImpl !== 'function') {
+    throw new ConfigurationError('TokenManager: no global fetch; pass options.fetch.');
+  }
+  if (dispatcher === undefined) return fetchImpl;
+  if (typeof (dispatcher as { dispatch?: unknown }).dispatch !== 'function') {
+    throw new ConfigurationError(
+      'TokenManager: dispatcher must be an undici Dispatcher (an Agent, a ProxyAgent, ...): it has no dispatch().',
+    );
+  }
+  return ((input: Parameters<typeof fetch>[0], init?: RequestInit) =>
+    fetchImpl(input, { ...init, dispatcher } as RequestInit)) as typeof fetch;
 }

@@ -71,6 +71,33 @@ describe('mutual TLS (RFC 8705)', () => {
     expect(plain.status).toBe(401);
   });
 
+  it('dispatcher: an undici Agent presenting the certificate, with the global fetch, for the token endpoint and the API', async () => {
+    const server = await mtlsServer();
+    const agent = new Agent({ connect: { ca: pki.ca.cert, ...pki.client('service-mtls.test') } });
+    running.push(agent);
+    const tokens = new TokenManager({
+      issuer: server.issuer,
+      grant: clientCredentials({ clientId: 'service-mtls', clientAuth: 'tls_client_auth' }),
+      dispatcher: agent,
+    });
+    running.push(tokens);
+    const header = { authorization: await tokens.getAuthorizationHeader() };
+    expect(server.stats.tokenRequestsByGrant.client_credentials).toBe(1);
+    const api = await fetch(`${server.mtls!.apiUrl}/hello`, {
+      headers: header,
+      dispatcher: agent,
+    } as RequestInit);
+    expect(api.status).toBe(200);
+    expect(
+      () =>
+        new TokenManager({
+          issuer: server.issuer,
+          grant: clientCredentials({ clientId: 'x', clientAuth: 'tls_client_auth' }),
+          dispatcher: {},
+        }),
+    ).toThrow(/dispatcher must be an undici Dispatcher/);
+  });
+
   it('a wrong client certificate is a TokenEndpointError with an mTLS hint, and no key anywhere', async () => {
     const server = await mtlsServer();
     const cases = [pki.untrustedClient('service-mtls.test'), pki.client('someone-else.test'), undefined];
