@@ -120,27 +120,21 @@ const STATUS_HINTS: Record<number, string> = {
   429: 'The token endpoint is rate-limiting this client; keyfob caches tokens, so many processes or a missing cache are the usual cause (a shared store such as @keyfob/redis helps).',
 };
 
+/** Whether the request carried a client credential: a Basic header, a secret or an assertion, or a TLS certificate. */
+function sentClientCredentials(req: TokenRequest): boolean {
+  if (req.clientAuth === 'tls_client_auth' || /^Basic /i.test(req.headers?.authorization ?? '')) return true;
+  if (req.attemptFields !== undefined) return true; // a client assertion, made per attempt
+  const body = req.body;
+  const field = (name: string) =>
+    body instanceof URLSearchParams ? body.has(name) : body !== undefined && body[name] !== undefined;
+  return field('client_secret') || field('client_assertion');
+}
+
 function hintFor(status: number, req: TokenRequest, oauthError: string | undefined): string {
   if (oauthError === 'use_dpop_nonce')
     return "The token endpoint asked for a DPoP nonce again after keyfob answered its challenge with the nonce it gave (RFC 9449 8); check the server's nonce lifetime and this machine's clock.";
   if (oauthError === 'invalid_dpop_proof')
     return "The token endpoint refused keyfob's DPoP proof; check that it accepts the key's algorithm (dpop_signing_alg_values_supported) and that this machine's clock is right (iat).";
-  if (status === 401 || oauthError === 'invalid_client') {
-    const inBody = "if the provider wants the credentials in the body, set clientAuth: 'body'.";
-    const how =
-      req.clientAuth === 'basic'
-        ? `keyfob sent them in an HTTP Basic header, form-urlencoded before base64 as RFC 6749 2.3.1 says; if the provider expects them unencoded, set basicEncoding: 'raw'; ${inBody}`
-        : req.clientAuth === 'basic-only'
-          ? `keyfob sent only an HTTP Basic header (base64 of 'client:secret'), no grant body; check the values, or set clientAuth: 'basic' if the provider expects a grant body; ${inBody}`
-          : req.clientAuth === 'private_key_jwt' || req.clientAuth === 'client_secret_jwt'
-            ? `keyfob sent a client assertion (clientAuth: '${req.clientAuth}'); check that the provider has this client registered for that method with ${req.clientAuth === 'private_key_jwt' ? 'the public key of privateKey (and its keyId)' : 'this secret'}, the algorithm, and the audience it expects (assertionAudience: its issuer or token endpoint).`
-            : req.clientAuth === 'tls_client_auth'
-              ? "keyfob sent only client_id (clientAuth: 'tls_client_auth'); check that the fetch given to the TokenManager presents the client certificate the provider has registered, and that tokenUrl is its mTLS endpoint (mtls_endpoint_aliases)."
-              : req.clientAuth
-                ? `keyfob sent them as clientAuth: '${req.clientAuth}'; check the provider expects that method.`
-                : '';
-    return `${STATUS_HINTS[401]} ${how}`.trim();
-  }
   if (oauthError === 'invalid_grant' && req.grantType === 'refresh_token')
     return 'The refresh token is expired, revoked or was already used (rotation): the user must log in again.';
   if (oauthError === 'invalid_grant' && req.grantType === 'authorization_code')
@@ -151,6 +145,28 @@ function hintFor(status: number, req: TokenRequest, oauthError: string | undefin
     return 'The subject (or actor) token was refused: it is expired, revoked, of another subject_token_type, or from an issuer this server does not trust for token exchange.';
   if (oauthError === 'invalid_grant' && req.grantType === 'jwt_bearer')
     return "The assertion was refused: check that the provider trusts its issuer and signing key, that aud is the provider's issuer or token endpoint, and that it has not expired.";
+  if (status === 401 || oauthError === 'invalid_client') {
+    // Say what was actually sent: a password grant without a client secret sends no client credentials.
+    if (!sentClientCredentials(req)) {
+      return req.grantType === 'password'
+        ? 'The username or password is wrong, or the account is locked. keyfob sent no client credentials (no clientSecret); if the provider also wants the client authenticated, set clientId and clientSecret.'
+        : `${STATUS_HINTS[401]} keyfob sent no client secret or assertion (clientId only, or none); if the provider wants the client authenticated, set clientSecret (or clientAuth: 'private_key_jwt' with privateKey).`;
+    }
+    const inBody = "if the provider wants the credentials in the body, set clientAuth: 'body'.";
+    const how =
+      req.clientAuth === 'basic'
+        ? `keyfob sent them in an HTTP Basic header, form-urlencoded before base64 as RFC 6749 2.3.1 says; if the provider expects them unencoded, set basicEncoding: 'raw'; ${inBody}`
+        : req.clientAuth === 'basic-only'
+          ? `keyfob sent only an HTTP Basic header (base64 of 'client:secret'), no grant body; check the values, or set clientAuth: 'basic' if the provider expects a grant body; ${inBody}`
+          : req.clientAuth === 'private_key_jwt' || req.clientAuth === 'client_secret_jwt'
+            ? `keyfob sent a client assertion (clientAuth: '${req.clientAuth}'); check that the provider has this client registered for that method with ${req.clientAuth === 'private_key_jwt' ? 'the public key of privateKey (and its keyId)' : 'this secret'}, the algorithm, and the audience it expects (assertionAudience: its issuer or token endpoint).`
+            : req.clientAuth === 'tls_client_auth'
+              ? "keyfob sent only client_id (clientAuth: 'tls_client_auth'); check that the dispatcher (or fetch) given to the TokenManager presents the client certificate the provider has registered, and that tokenUrl is its mTLS endpoint (mtls_endpoint_aliases)."
+              : req.clientAuth
+                ? `keyfob sent them as clientAuth: '${req.clientAuth}'; check the provider expects that method.`
+                : '';
+    return `${STATUS_HINTS[401]} ${how}`.trim();
+  }
   if (oauthError === 'invalid_scope') return 'The requested scope is unknown or not allowed for this client.';
   if (oauthError === 'unsupported_grant_type')
     return `The server does not allow the ${req.grantType} grant for this client.`;

@@ -3,6 +3,7 @@ import { inspect } from 'node:util';
 import { type Reply, rejection, startServer } from '@keyfob/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode, KeyfobError, TokenEndpointError, TokenResponseError } from '../src/errors.js';
+import { jwtBearer, passwordGrant, TokenManager } from '../src/index.js';
 import { postTokenRequest, type TokenEndpointOptions, type TokenRequest } from '../src/token-endpoint.js';
 
 const SECRET = 'client-secret-Zq81';
@@ -160,6 +161,36 @@ describe('messages', () => {
     expect(err.hint).toMatch(/encoding/);
     expect(err.hint).toContain("if the provider wants the credentials in the body, set clientAuth: 'body'");
     expect(server.requests).toHaveLength(1);
+  });
+
+  it('a 401 hint says what was sent: a password grant without client credentials points at the user, not a Basic header', async () => {
+    const server = await endpoint([{ status: 401, body: { error: 'invalid_grant' } }, { status: 401 }]);
+    const tokens = new TokenManager({
+      tokenUrl: `${server.url}/authorization`,
+      grant: passwordGrant({ username: 'alice', password: 'wrong' }),
+    });
+    try {
+      for (let i = 0; i < 2; i++) {
+        const err = await fails(tokens.getToken(), TokenEndpointError);
+        expect(err.status).toBe(401);
+        expect(err.hint).toMatch(/username or password is wrong/);
+        expect(err.hint).not.toMatch(/Basic header|basicEncoding/);
+      }
+      expect(server.requests.map((r) => r.headers.authorization)).toEqual([undefined, undefined]);
+    } finally {
+      await tokens.close();
+    }
+    const client = await endpoint([{ status: 401 }]);
+    const noSecret = new TokenManager({
+      tokenUrl: `${client.url}/token`,
+      grant: jwtBearer({ assertion: 'a.b.c' }),
+    });
+    try {
+      const err = await fails(noSecret.getToken(), TokenEndpointError);
+      expect(err.hint).toMatch(/sent no client secret or assertion/);
+    } finally {
+      await noSecret.close();
+    }
   });
 
   it.each([
