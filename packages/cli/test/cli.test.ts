@@ -336,6 +336,21 @@ describe('usage', () => {
     expect(r.stderr).toContain('KEYFOB_CLIENT_SECRET is missing');
   });
 
+  it('plain http to a non-loopback host: exit 2 naming the variable, no request', async () => {
+    for (const [variable, flag] of [
+      ['KEYFOB_TOKEN_URL', '--token-url'],
+      ['KEYFOB_ISSUER', '--issuer'],
+    ] as const) {
+      const env = { KEYFOB_CLIENT_ID: 'svc', KEYFOB_CLIENT_SECRET: SECRET };
+      const fromEnv = await keyfob(['check'], { ...env, [variable]: 'http://auth.example.com/t' });
+      expect(fromEnv.code).toBe(2);
+      expect(fromEnv.stderr).toContain(`${variable} is plain http`);
+      const fromFlag = await keyfob(['check', flag, 'http://auth.example.com/t'], env);
+      expect(fromFlag.code).toBe(2);
+      expectNoSecrets(fromFlag, []);
+    }
+  });
+
   it('no command, an unknown command or option, a stray argument: exit 2; --help: exit 0', async () => {
     expect((await keyfob([])).code).toBe(2);
     expect((await keyfob(['frobnicate'])).code).toBe(2);

@@ -130,6 +130,11 @@ export class TokenEndpointError extends KeyfobError {
     this.attempts = options.attempts;
     this.requestSent = options.requestSent;
   }
+
+  /** The same as {@link errorDescription}, under the name RFC 6749 5.2 gives it. */
+  get error_description(): string | undefined {
+    return this.errorDescription;
+  }
 }
 
 /** The token endpoint answered 2xx but the body is not a usable token response. */

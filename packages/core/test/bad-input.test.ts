@@ -239,6 +239,7 @@ describe('bad token endpoint answers', () => {
     cleanup.push(() => m.close());
     const err = await expectSafeError(m.getToken(), TokenEndpointError);
     expect(err).toMatchObject({ status: 401, error: 'invalid_client', errorDescription: 'Bad credentials' });
+    expect(err.error_description).toBe('Bad credentials'); // RFC 6749 5.2's name too
     expect(err.message).toMatch(/client id and client secret/);
     expect(err.message).toMatch(/basicEncoding: 'raw'/);
     expect(server.tokenRequests()).toHaveLength(1);
@@ -276,6 +277,7 @@ describe('bad token endpoint answers', () => {
     ]);
     const err = await expectSafeError(manager(server.url).getToken(), TokenEndpointError);
     expect(err.errorDescription).toContain('[REDACTED]');
+    expect(err.error_description).toBe(err.errorDescription);
   });
 
   it('a non-Bearer token type is refused', async () => {

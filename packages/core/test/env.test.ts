@@ -119,6 +119,25 @@ describe('optionsFromEnv', () => {
     expect(e.message).toContain('KEYFOB_TOKEN_URL has protocol ftp:');
   });
 
+  it('rejects plain http to a non-loopback host, naming the variable; loopback http is fine', () => {
+    for (const name of ['KEYFOB_TOKEN_URL', 'KEYFOB_ISSUER']) {
+      const e = failure(() =>
+        optionsFromEnv({
+          [name]: 'http://auth.example.com/t',
+          KEYFOB_CLIENT_ID: 'a',
+          KEYFOB_CLIENT_SECRET: 'b',
+        }),
+      );
+      expect(e.message).toContain(`${name} is plain http`);
+    }
+    const local = optionsFromEnv({
+      KEYFOB_TOKEN_URL: 'http://127.0.0.1:8080/t',
+      KEYFOB_CLIENT_ID: 'a',
+      KEYFOB_CLIENT_SECRET: 'b',
+    });
+    expect(local.tokenUrl).toBe('http://127.0.0.1:8080/t');
+  });
+
   it('maps KEYFOB_ISSUER to issuer', () => {
     const options = optionsFromEnv({
       KEYFOB_ISSUER: 'https://auth.example.com',
