@@ -191,7 +191,7 @@ if (want(9)) {
         `| ${a} | ${c.slice(1)} | ${f(bearer[c].ratio, 3)} | **${f(dpop[c].ratio, 3)}** | ${f(1 / dpop[c].ratio, 3)} |`,
       );
     }
-    perRequest += `${a}: ${dpop.proofs} proofs for ${dpop.dpopRequests} DPoP requests (${f(dpop.proofs / dpop.dpopRequests, 2)} per request, none reused). `;
+    perRequest += `${a}: ${dpop.proofs} proofs for ${dpop.dpopRequests} DPoP requests (${f(dpop.proofs / dpop.dpopRequests, 2)} per request, none repeated among the latest 64). `;
   }
   section(
     '9. DPoP [one signature per request attempt]',

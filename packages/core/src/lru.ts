@@ -10,9 +10,12 @@ interface Slot<V> {
 export class BoundedCache<V> {
   readonly #map = new Map<string, Slot<V>>();
   readonly #max: number;
+  readonly #onEvict: ((value: V) => void) | undefined;
 
-  constructor(maxEntries: number) {
+  /** `onEvict` is told of each value eviction drops (not of `delete` or `clear`). */
+  constructor(maxEntries: number, onEvict?: (value: V) => void) {
     this.#max = Math.max(1, Math.floor(maxEntries));
+    this.#onEvict = onEvict;
   }
 
   get size(): number {
@@ -73,6 +76,7 @@ export class BoundedCache<V> {
         continue;
       }
       this.#map.delete(key);
+      this.#onEvict?.(slot.value);
       return;
     }
   }

@@ -105,6 +105,11 @@ export class TokenManager {
   readonly #keys: CacheKeys;
   readonly #discovery: Discovery | undefined;
   readonly #l1: BoundedCache<Entry>;
+  /**
+   * The default key's entry in #l1 (`getToken()` without options, the usual service call), or
+   * undefined: its hot path then skips the key and the Map lookup and reads one field and the clock.
+   */
+  #hot: Entry | undefined;
   /** Access token -> its entry, so `invalidate(token)` finds it in O(1). */
   readonly #byToken: BoundedCache<Entry>;
   readonly #inflight = new Map<string, Promise<Entry>>();
@@ -143,7 +148,9 @@ export class TokenManager {
           now: o.now,
         })
       : undefined;
-    this.#l1 = new BoundedCache(o.maxEntries);
+    this.#l1 = new BoundedCache<Entry>(o.maxEntries, (evicted) => {
+      if (evicted === this.#hot) this.#hot = undefined;
+    });
     this.#byToken = new BoundedCache(o.maxEntries);
     this.#endpoint = {
       timeoutMs: o.timeoutMs,
@@ -224,6 +231,12 @@ export class TokenManager {
    * expires. Rejects with a {@link KeyfobError}.
    */
   getToken(options?: GetTokenOptions): Promise<AccessToken> {
+    if (options === undefined) {
+      const hot = this.#hot;
+      if (hot !== undefined && this.#now() < hot.refreshAt && !diagnostics.cacheLookup.hasSubscribers) {
+        return hot.promise;
+      }
+    }
     const key = options === undefined ? this.#keys.default : this.#keys.for(options);
     const e = this.#fresh(key, options);
     return e !== undefined ? e.promise : this.#slow(key, options).then((x) => x.token);
@@ -231,6 +244,12 @@ export class TokenManager {
 
   /** `"Bearer <token>"` (`"DPoP <token>"` for a DPoP-bound token), ready for an Authorization header. */
   getAuthorizationHeader(options?: GetTokenOptions): Promise<string> {
+    if (options === undefined) {
+      const hot = this.#hot;
+      if (hot !== undefined && this.#now() < hot.refreshAt && !diagnostics.cacheLookup.hasSubscribers) {
+        return hot.header;
+      }
+    }
     const key = options === undefined ? this.#keys.default : this.#keys.for(options);
     const e = this.#fresh(key, options);
     return e !== undefined ? e.header : this.#slow(key, options).then((x) => x.header);
@@ -323,6 +342,7 @@ export class TokenManager {
     let token = entry?.token;
     if (!token && this.#store) token = await this.#store.get(key.key);
     this.#l1.delete(key.key);
+    if (key.key === this.#keys.default.key) this.#hot = undefined;
     if (token) this.#byToken.delete(token.accessToken);
     if (this.#store) await this.#store.delete(key.key);
     const grant = this.#grant;
@@ -347,6 +367,7 @@ export class TokenManager {
     this.#closed = true;
     this.#closing.abort(new KeyfobError('TokenManager closed.', { code: ErrorCode.Closed }));
     this.#l1.clear();
+    this.#hot = undefined;
     this.#byToken.clear();
     this.#inflight.clear();
     this.#keys.clear();
@@ -603,6 +624,7 @@ export class TokenManager {
         this.#byToken.delete(replaced.token.accessToken);
       }
       this.#l1.set(key.key, entry);
+      if (key.key === this.#keys.default.key) this.#hot = entry;
       this.#byToken.set(token.accessToken, entry);
     }
     const event = {
