@@ -42,6 +42,9 @@ if (want(2)) {
   const opts = quick ? { roundMs: 800, rounds: 3 } : { roundMs: 2_000, rounds: 7 };
   const ax = await benchOverhead('axios', opts);
   const gt = await benchOverhead('got', opts);
+  // The same harness with the hard-coded client on both sides: how far apart two identical clients measure.
+  const axAA = await benchOverhead('axios', { ...opts, aa: true });
+  const gtAA = await benchOverhead('got', { ...opts, aa: true });
   // The fetch bindings' bench reports time ratios (keyfob / hard-coded); shown here as throughput like the others.
   const fx = await benchFetchOverhead(opts);
   const tp = (x: { keyfob: number; baseline: number; ratio: number }) => ({ ...x, ratio: 1 / x.ratio });
@@ -60,6 +63,12 @@ if (want(2)) {
       row('withTokens(fetch)', '32', tp(fx.fetch.c32)),
       row('tokenInterceptor (undici)', '1', tp(fx.undici.c1)),
       row('tokenInterceptor (undici)', '32', tp(fx.undici.c32)),
+      row('A/A: axios hard-coded vs itself', '1', axAA.c1),
+      row('A/A: axios hard-coded vs itself', '32', axAA.c32),
+      row('A/A: got hard-coded vs itself', '1', gtAA.c1),
+      row('A/A: got hard-coded vs itself', '32', gtAA.c32),
+      '',
+      'Time per request is the inverse of the ratio (target <= 1.03, i.e. ratio >= 0.97). The A/A rows run the same harness with the hard-coded client on both sides: their distance from 1.000 is what the harness and the machine do to two identical clients.',
       '',
       `One local server, keep-alive agents, both clients from the same library copy. Concurrency 1: requests alternate keyfob / hard-coded one by one, each timed; concurrency 32: 32 workers per side at the same time. ${opts.rounds} rounds of ${opts.roundMs / 1000} s, median of per-round ratios.`,
     ].join('\n'),

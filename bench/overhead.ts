@@ -24,7 +24,7 @@ type Call = () => Promise<unknown>;
 async function clients(
   adapter: 'axios' | 'got',
   baseUrl: string,
-  manager: TokenManager,
+  manager: TokenManager | undefined,
 ): Promise<[Call, Call, () => void]> {
   const agentA = new Agent({ keepAlive: true });
   const agentB = new Agent({ keepAlive: true });
@@ -33,8 +33,12 @@ async function clients(
     agentB.destroy();
   };
   if (adapter === 'axios') {
-    const a = axios.create({ baseURL: baseUrl, httpAgent: agentA });
-    attachTokens(a, manager);
+    const a = axios.create({
+      baseURL: baseUrl,
+      httpAgent: agentA,
+      ...(manager ? {} : { headers: { authorization: `Bearer ${TOKEN}` } }),
+    });
+    if (manager) attachTokens(a, manager);
     const b = axios.create({
       baseURL: baseUrl,
       httpAgent: agentB,
@@ -42,7 +46,12 @@ async function clients(
     });
     return [() => a.get('/ping'), () => b.get('/ping'), close];
   }
-  const a = withTokens(got.extend({ prefixUrl: baseUrl, agent: { http: agentA } }), manager);
+  const plain = got.extend({
+    prefixUrl: baseUrl,
+    agent: { http: agentA },
+    ...(manager ? {} : { headers: { authorization: `Bearer ${TOKEN}` } }),
+  });
+  const a = manager ? withTokens(plain, manager) : plain;
   const b = got.extend({
     prefixUrl: baseUrl,
     agent: { http: agentB },
@@ -54,11 +63,12 @@ async function clients(
 /**
  * `dpop: true`: keyfob's side holds a DPoP-bound token and sends `Authorization: DPoP` plus a fresh proof
  * (one ES256 signature) per request; the baseline still sends the hard-coded Bearer header, so the ratio
- * is the whole cost of DPoP on the client.
+ * is the whole cost of DPoP on the client. `aa: true`: both sides are the hard-coded client (an A/A run), so
+ * the ratio shows what this machine and harness do to two identical clients: the noise floor.
  */
 export async function benchOverhead(
   adapter: 'axios' | 'got',
-  opts: { roundMs?: number; rounds?: number; dpop?: boolean } = {},
+  opts: { roundMs?: number; rounds?: number; dpop?: boolean; aa?: boolean } = {},
 ): Promise<{ c1: OverheadRow; c32: OverheadRow; proofs: number; dpopRequests: number }> {
   const roundMs = opts.roundMs ?? 2_000;
   const rounds = opts.rounds ?? 7;
@@ -89,7 +99,7 @@ export async function benchOverhead(
         grant: customGrant(async () => ({ access_token: TOKEN, token_type: 'DPoP', expires_in: 86_400 })),
       })
     : new TokenManager({ grant: staticToken({ accessToken: TOKEN }) });
-  const [a, b, close] = await clients(adapter, baseUrl, manager);
+  const [a, b, close] = await clients(adapter, baseUrl, opts.aa ? undefined : manager);
   try {
     // Concurrency 1: request-by-request interleaving, each request timed.
     const c1 = async () => {
