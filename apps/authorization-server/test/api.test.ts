@@ -31,10 +31,12 @@ describe('protected API', () => {
   });
 
   it('answers 401 invalid_token with the RFC 6750 header once the token expired', async () => {
-    const server = await startServer({ accessTokenTtlSeconds: 1 });
+    // exp is whole seconds after iat (itself floored): a 1 s token issued at x.999 s is expired 1 ms later,
+    // so the token lives 2 s (valid for at least 1 s after issue) and the test waits past its exp.
+    const server = await startServer({ accessTokenTtlSeconds: 2 });
     const token = await clientCredentials(server);
     expect((await callApi(server, '/hello', token)).status).toBe(200);
-    await new Promise((resolve) => setTimeout(resolve, 2100));
+    await new Promise((resolve) => setTimeout(resolve, 3100));
     const result = await callApi(server, '/hello', token);
     expect(result.status).toBe(401);
     expect(result.headers.get('www-authenticate')).toBe(
