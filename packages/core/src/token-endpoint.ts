@@ -28,10 +28,11 @@ export interface TokenRequest {
    */
   replayable?: boolean;
   /**
-   * Form fields made afresh for every attempt, retries included, and added to the form body: a client
-   * assertion (RFC 7523 2.2), whose `jti` a server accepts once. Their values are redacted like `secrets`.
+   * Fields made afresh for every attempt, retries included, and added to the body (form or JSON): a
+   * client assertion (RFC 7523 2.2) or a JWT bearer grant's assertion (2.1), whose `jti` a server
+   * accepts once. Their values are redacted like `secrets`.
    */
-  attemptFields?: () => Record<string, string>;
+  attemptFields?: () => Record<string, string> | Promise<Record<string, string>>;
 }
 
 export interface TokenEndpointOptions {
@@ -288,14 +289,18 @@ function describeLocation(location: string | null, base: string): string {
   }
 }
 
-/** The body of one attempt: the form plus the request's per-attempt fields (TokenRequest.attemptFields). */
-function attemptPayload(req: TokenRequest, payload: string | undefined, secrets: (string | undefined)[]) {
-  if (!req.attemptFields || !(req.body instanceof URLSearchParams)) return payload;
+/** The body of one attempt: the body plus the request's per-attempt fields (TokenRequest.attemptFields). */
+async function attemptPayload(
+  req: TokenRequest,
+  payload: string | undefined,
+  secrets: (string | undefined)[],
+): Promise<string | undefined> {
+  if (!req.attemptFields || req.body === undefined) return payload;
+  const fields = await req.attemptFields();
+  secrets.push(...Object.values(fields));
+  if (!(req.body instanceof URLSearchParams)) return JSON.stringify({ ...req.body, ...fields });
   const form = new URLSearchParams(req.body);
-  for (const [name, value] of Object.entries(req.attemptFields())) {
-    form.set(name, value);
-    secrets.push(value);
-  }
+  for (const [name, value] of Object.entries(fields)) form.set(name, value);
   return form.toString();
 }
 
@@ -364,6 +369,9 @@ export async function postTokenRequest(
   let lastError: KeyfobError | undefined;
   let nonceAnswered = false;
   for (let attempt = 0; attempt <= opts.retries; attempt++) {
+    // Per-attempt fields are made before the attempt's clock starts (an assertion function may take
+    // its time); the abort check follows them, since a listener added after an abort never fires.
+    const requestBody = req.attemptFields ? await attemptPayload(req, payload, secrets) : payload;
     if (signal?.aborted) throw abortError(signal);
     const attempts = attempt + 1;
     const last = attempt === opts.retries;
@@ -384,13 +392,12 @@ export async function postTokenRequest(
     try {
       let res: Response;
       try {
-        const body = attemptPayload(req, payload, secrets);
         // A fresh proof for every attempt: a server accepts a proof's jti once (RFC 9449 11.1).
         if (opts.dpop) headers.dpop = opts.dpop.proof({ method: 'POST', url: tokenUrl });
         res = await opts.fetch(tokenUrl, {
           method: 'POST',
           headers,
-          ...(body === undefined ? {} : { body }),
+          ...(requestBody === undefined ? {} : { body: requestBody }),
           // A token endpoint that redirects is misconfigured; following it could send the
           // credentials to another host, so keyfob never follows.
           redirect: 'manual',

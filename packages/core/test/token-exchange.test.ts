@@ -221,6 +221,59 @@ describe('jwtBearer (RFC 7523 2.1)', () => {
   });
 });
 
+describe('jwtBearer: a fresh assertion for every attempt', () => {
+  it.each([
+    ['form body', undefined],
+    ['JSON body', 'json' as const],
+  ])(
+    'a retried request carries a new assertion from the function (%s), never the one already sent',
+    async (_, clientAuth) => {
+      let n = 0;
+      const server = track(
+        await startServer(() =>
+          ++n === 1
+            ? { status: 503, body: { error: 'temporarily_unavailable' } }
+            : { body: { access_token: 'at-1', token_type: 'Bearer', expires_in: 3600 } },
+        ),
+      );
+      let made = 0;
+      const tokens = track(
+        new TokenManager({
+          tokenUrl: `${server.url}/token`,
+          retryBaseDelayMs: 1,
+          grant: jwtBearer({
+            ...(clientAuth ? { clientId: 'svc', clientSecret: 'svc-secret', clientAuth } : {}),
+            assertion: () => `a.jwt-${++made}.sig`,
+          }),
+        }),
+      );
+      expect((await tokens.getToken()).accessToken).toBe('at-1');
+      expect(made).toBe(2);
+      expect(server.requests.map((r) => r.params.assertion)).toEqual(['a.jwt-1.sig', 'a.jwt-2.sig']);
+    },
+  );
+
+  it('a string assertion is what it is: the same on every attempt', async () => {
+    let n = 0;
+    const server = track(
+      await startServer(() =>
+        ++n === 1
+          ? { status: 503 }
+          : { body: { access_token: 'at-1', token_type: 'Bearer', expires_in: 3600 } },
+      ),
+    );
+    const tokens = track(
+      new TokenManager({
+        tokenUrl: `${server.url}/token`,
+        retryBaseDelayMs: 1,
+        grant: jwtBearer({ assertion: 'a.b.c' }),
+      }),
+    );
+    await tokens.getToken();
+    expect(server.requests.map((r) => r.params.assertion)).toEqual(['a.b.c', 'a.b.c']);
+  });
+});
+
 describe('client authentication chosen from the metadata', () => {
   it('client_secret_post from discovery: a 401 is one request (no Basic re-encoding retry) on every grant, never quoting the secret', async () => {
     const secret = 'se+cr/et=with special';

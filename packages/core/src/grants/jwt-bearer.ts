@@ -23,7 +23,7 @@ export interface JwtBearerAssertionContext {
 
 export interface JwtBearerOptions extends ClientAssertionOptions {
   /**
-   * The JWT to present (RFC 7523 2.1): a string, or a function called for every token request, which
+   * The JWT to present (RFC 7523 2.1): a string, or a function called for every attempt of every token request (retries included), which
    * may sign a fresh one (e.g. with a workload identity key or another identity provider's token).
    */
   assertion: string | ((context: JwtBearerAssertionContext) => string | Promise<string>);
@@ -74,16 +74,28 @@ export function jwtBearer(options: JwtBearerOptions): Grant {
     clientAuth: auth?.method,
     usesTokenUrl: true,
     async fetchToken(ctx) {
-      const assertion =
-        typeof source === 'function'
-          ? await source({ subject: ctx.subject, scope: ctx.scope, tokenUrl: ctx.tokenUrl })
-          : source;
-      if (typeof assertion !== 'string' || assertion === '') {
-        throw new ConfigurationError('jwtBearer: the assertion function returned no JWT.');
-      }
+      const next = async (): Promise<string> => {
+        const made =
+          typeof source === 'function'
+            ? await source({ subject: ctx.subject, scope: ctx.scope, tokenUrl: ctx.tokenUrl })
+            : source;
+        if (typeof made !== 'string' || made === '') {
+          throw new ConfigurationError('jwtBearer: the assertion function returned no JWT.');
+        }
+        return made;
+      };
+      const assertion = await next();
+      // A function makes a new assertion for every later attempt too (retries, the other Basic
+      // encoding): a server may accept an assertion's jti once (RFC 7523 3).
+      let unused: string | undefined = assertion;
+      const perAttempt = (client: (() => Record<string, string>) | undefined) => async () => {
+        const fresh = unused ?? (await next());
+        unused = undefined;
+        return { ...client?.(), assertion: fresh };
+      };
       const resolved = auth?.resolve(ctx.authMethods);
-      return encoding.send(ctx.request, (basicEncoding) =>
-        buildRequest({
+      return encoding.send(ctx.request, (basicEncoding) => {
+        const req = buildRequest({
           grantType: 'jwt_bearer',
           fields: { grant_type: GRANT_TYPE, assertion, scope: ctx.scope, ...ctx.extraParams },
           clientId,
@@ -95,8 +107,11 @@ export function jwtBearer(options: JwtBearerOptions): Grant {
           basicEncoding,
           extraParams,
           secrets: [assertion],
-        }),
-      );
+        });
+        if (typeof source !== 'function') return req;
+        const client = req.attemptFields as (() => Record<string, string>) | undefined;
+        return { ...req, attemptFields: perAttempt(client) };
+      });
     },
   };
   grantInspect(grant, { clientId, clientAuth: auth?.method, scope, assertion: REDACTED });
