@@ -1,7 +1,7 @@
 import { ConfigurationError } from './errors.js';
 import { clientCredentials } from './grants/client-credentials.js';
 import type { ClientAuthMethod } from './grants/grant.js';
-import { isLoopback } from './secure-url.js';
+import { isSecureTransport } from './secure-url.js';
 import type { TokenManagerOptions } from './token-manager.js';
 
 /** Options of {@link optionsFromEnv}. */
@@ -40,7 +40,7 @@ function urlProblem(value: string): string | undefined {
     return `has protocol ${url.protocol}, expected https:`;
   if (url.username || url.password) return 'contains credentials; put the secret in CLIENT_SECRET instead';
   // The TokenManager refuses it too (DESIGN behaviour 6); said here, naming the variable.
-  if (url.protocol === 'http:' && !isLoopback(url.hostname))
+  if (!isSecureTransport(url))
     return 'is plain http to a host other than loopback: the client secret would travel unencrypted (use https:)';
   return undefined;
 }

@@ -2,6 +2,7 @@ import { publishUnauthorizedRetry } from './diagnostics.js';
 import { type DpopKey, isUseDpopNonce } from './dpop.js';
 import { ConfigurationError, ErrorCode, isKeyfobError, KeyfobError } from './errors.js';
 import { safeUrl } from './redact.js';
+import { abortError } from './token-endpoint.js';
 import type { GetTokenOptions } from './types.js';
 
 /**
@@ -346,7 +347,7 @@ export class RequestPolicy<R = unknown> {
     signal?: AbortSignal,
   ): TokenHeaders | Promise<TokenHeaders> {
     // Already aborted: no token request is started for a request that will not be sent.
-    if (signal?.aborted) return Promise.reject(this.#tokenError(abortedWait(signal)));
+    if (signal?.aborted) return Promise.reject(abortError(signal));
     const options = RequestAttempt.tokenOptions(attempt, signal ?? undefined);
     const pending =
       options === undefined
@@ -518,13 +519,6 @@ export class RequestPolicy<R = unknown> {
   toJSON(): Record<string, unknown> {
     return { name: this.#name, origins: [...this.origins], retryOn401: this.#retryOn401 };
   }
-}
-
-/** What an aborted wait for a token rejects with (mapped to `KEYFOB_ABORTED` by the policy). */
-function abortedWait(signal: AbortSignal): Error {
-  return Object.assign(new Error('The wait for an access token was aborted.', { cause: signal.reason }), {
-    name: 'AbortError',
-  });
 }
 
 function allowedOrigins(

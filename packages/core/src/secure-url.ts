@@ -8,6 +8,12 @@ export function isLoopback(hostname: string): boolean {
   return LOOPBACK.test(hostname);
 }
 
+/** Whether a URL may carry secrets: https, or http to loopback (or anywhere, with `allowInsecureHttp`). */
+export function isSecureTransport(url: URL, allowInsecureHttp?: boolean): boolean {
+  if (url.protocol === 'https:') return true;
+  return url.protocol === 'http:' && (isLoopback(url.hostname) || allowInsecureHttp === true);
+}
+
 /**
  * Checks a URL that will receive a client secret, a refresh token or an access token (token,
  * revocation endpoints): absolute, no userinfo, and https unless loopback or the user opted in
@@ -28,8 +34,7 @@ export function assertSecureUrl(
   if (url.username || url.password) {
     throw new ConfigurationError(`${owner}: ${name} must not contain credentials; pass them to the grant.`);
   }
-  if (url.protocol === 'https:') return value;
-  if (url.protocol === 'http:' && (isLoopback(url.hostname) || allowInsecureHttp === true)) return value;
+  if (isSecureTransport(url, allowInsecureHttp)) return value;
   throw new ConfigurationError(
     `${owner}: ${name} ${safeUrl(value)} is not https; client secrets and tokens would cross the network in clear text.`,
     {

@@ -123,12 +123,12 @@ const STATUS_HINTS: Record<number, string> = {
 
 /** Whether the request carried a client credential: a Basic header, a secret or an assertion, or a TLS certificate. */
 function sentClientCredentials(req: TokenRequest): boolean {
-  if (req.clientAuth === 'tls_client_auth' || /^Basic /i.test(req.headers?.authorization ?? '')) return true;
-  if (req.attemptFields !== undefined) return true; // a client assertion, made per attempt
+  const method = req.clientAuth;
+  if (method === 'tls_client_auth' || method === 'private_key_jwt' || method === 'client_secret_jwt')
+    return true;
+  if (/^Basic /i.test(req.headers?.authorization ?? '')) return true;
   const body = req.body;
-  const field = (name: string) =>
-    body instanceof URLSearchParams ? body.has(name) : body !== undefined && body[name] !== undefined;
-  return field('client_secret') || field('client_assertion');
+  return body instanceof URLSearchParams ? body.has('client_secret') : body?.client_secret !== undefined;
 }
 
 function hintFor(status: number, req: TokenRequest, oauthError: string | undefined): string {

@@ -231,12 +231,8 @@ export class TokenManager {
    * expires. Rejects with a {@link KeyfobError}.
    */
   getToken(options?: GetTokenOptions): Promise<AccessToken> {
-    if (options === undefined) {
-      const hot = this.#hot;
-      if (hot !== undefined && this.#now() < hot.refreshAt && !diagnostics.cacheLookup.hasSubscribers) {
-        return hot.promise;
-      }
-    }
+    const hot = options === undefined ? this.#hotEntry() : undefined;
+    if (hot !== undefined) return hot.promise;
     const key = options === undefined ? this.#keys.default : this.#keys.for(options);
     const e = this.#fresh(key, options);
     return e !== undefined ? e.promise : this.#slow(key, options).then((x) => x.token);
@@ -244,15 +240,19 @@ export class TokenManager {
 
   /** `"Bearer <token>"` (`"DPoP <token>"` for a DPoP-bound token), ready for an Authorization header. */
   getAuthorizationHeader(options?: GetTokenOptions): Promise<string> {
-    if (options === undefined) {
-      const hot = this.#hot;
-      if (hot !== undefined && this.#now() < hot.refreshAt && !diagnostics.cacheLookup.hasSubscribers) {
-        return hot.header;
-      }
-    }
+    const hot = options === undefined ? this.#hotEntry() : undefined;
+    if (hot !== undefined) return hot.header;
     const key = options === undefined ? this.#keys.default : this.#keys.for(options);
     const e = this.#fresh(key, options);
     return e !== undefined ? e.header : this.#slow(key, options).then((x) => x.header);
+  }
+
+  /** The default key's entry while it is fresh and nobody observes cache lookups; else the usual path. */
+  #hotEntry(): Entry | undefined {
+    const hot = this.#hot;
+    return hot !== undefined && this.#now() < hot.refreshAt && !diagnostics.cacheLookup.hasSubscribers
+      ? hot
+      : undefined;
   }
 
   /** The hot path: the cached entry when it may be handed out (starting a background renewal when due). */

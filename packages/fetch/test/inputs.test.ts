@@ -2,6 +2,7 @@ import { clientCredentials, TokenManager } from '@keyfob/core';
 import {
   genericClientCredentials,
   type Handler,
+  holdTokenEndpoint,
   rejection,
   startProtectedApi,
   startServer,
@@ -35,19 +36,6 @@ async function setup(extra?: Handler) {
     return d;
   };
   return { auth, api, foreign, manager, send, dispatcher };
-}
-
-/** A token endpoint that answers only once `release()` is called. */
-function holdTokenEndpoint(auth: Awaited<ReturnType<typeof setup>>['auth']) {
-  let release!: () => void;
-  const held = new Promise<void>((r) => {
-    release = r;
-  });
-  auth.override = async () => {
-    await held;
-    return undefined;
-  };
-  return release;
 }
 
 describe('withTokens: every input form', () => {

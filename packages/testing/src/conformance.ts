@@ -52,6 +52,7 @@ import { clientCredentials, DpopKey, isKeyfobError, TokenManager as Manager } fr
 import type * as Vitest from 'vitest';
 import {
   genericClientCredentials,
+  holdTokenEndpoint,
   type RecordedRequest,
   type Reply,
   startProtectedApi,
@@ -415,14 +416,7 @@ export function conformance(vitest: VitestApi, binding: ConformanceBinding): voi
 
     it('an abort while waiting for the token rejects, and nothing is sent', async () => {
       const { auth, api, get } = await setup();
-      let release!: () => void;
-      const held = new Promise<void>((r) => {
-        release = r;
-      });
-      auth.override = async () => {
-        await held;
-        return undefined;
-      };
+      const release = holdTokenEndpoint(auth);
       const ac = new AbortController();
       const pending = get(`${api.url}/api/x`, { signal: ac.signal }).then(
         () => undefined,

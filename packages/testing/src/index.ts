@@ -339,6 +339,19 @@ export async function startProtectedApi(issuer: Issuer, extra?: Handler): Promis
 }
 
 /** The error `p` rejects with; fails the test when `p` resolves. */
+/** Makes a provider's token endpoint answer only once the returned `release()` is called. */
+export function holdTokenEndpoint(provider: Pick<ProviderServer, 'override'>): () => void {
+  let release!: () => void;
+  const held = new Promise<void>((r) => {
+    release = r;
+  });
+  provider.override = async () => {
+    await held;
+    return undefined;
+  };
+  return release;
+}
+
 export async function rejection(p: Promise<unknown>): Promise<unknown> {
   try {
     await p;
