@@ -25,6 +25,7 @@ import {
 } from './freshness.js';
 import type { GrantHost } from './grants/binding.js';
 import type { Grant, GrantContext } from './grants/grant.js';
+import { HotSlot, isNativeClock } from './hot-slot.js';
 import { createLog, type Log, type LogFields } from './log.js';
 import { BoundedCache } from './lru.js';
 import { type ResolvedOptions, resolveOptions, type TokenManagerOptions } from './options.js';
@@ -106,10 +107,10 @@ export class TokenManager {
   readonly #discovery: Discovery | undefined;
   readonly #l1: BoundedCache<Entry>;
   /**
-   * The default key's entry in #l1 (`getToken()` without options, the usual service call), or
-   * undefined: its hot path then skips the key and the Map lookup and reads one field and the clock.
+   * The default key's entry in #l1 while it is fresh (`getToken()` without options, the usual service
+   * call): its hot path skips the key, the Map lookup and the clock, and reads one field.
    */
-  #hot: Entry | undefined;
+  readonly #hot: HotSlot<Entry>;
   /** Access token -> its entry, so `invalidate(token)` finds it in O(1). */
   readonly #byToken: BoundedCache<Entry>;
   readonly #inflight = new Map<string, Promise<Entry>>();
@@ -148,8 +149,9 @@ export class TokenManager {
           now: o.now,
         })
       : undefined;
+    this.#hot = new HotSlot(o.now, isNativeClock(o.now));
     this.#l1 = new BoundedCache<Entry>(o.maxEntries, (evicted) => {
-      if (evicted === this.#hot) this.#hot = undefined;
+      this.#hot.clear(evicted);
     });
     this.#byToken = new BoundedCache(o.maxEntries);
     this.#endpoint = {
@@ -249,10 +251,7 @@ export class TokenManager {
 
   /** The default key's entry while it is fresh and nobody observes cache lookups; else the usual path. */
   #hotEntry(): Entry | undefined {
-    const hot = this.#hot;
-    return hot !== undefined && this.#now() < hot.refreshAt && !diagnostics.cacheLookup.hasSubscribers
-      ? hot
-      : undefined;
+    return diagnostics.cacheLookup.hasSubscribers ? undefined : this.#hot.entry;
   }
 
   /** The hot path: the cached entry when it may be handed out (starting a background renewal when due). */
@@ -313,6 +312,7 @@ export class TokenManager {
       entry.refreshAt = Number.NEGATIVE_INFINITY;
       entry.waitAt = Number.NEGATIVE_INFINITY;
       entry.expiresAt = Number.NEGATIVE_INFINITY;
+      this.#hot.clear(entry);
       this.#events.emit('tokenInvalidated', {
         grantType: this.#grant.type,
         subject: key.subject,
@@ -342,7 +342,7 @@ export class TokenManager {
     let token = entry?.token;
     if (!token && this.#store) token = await this.#store.get(key.key);
     this.#l1.delete(key.key);
-    if (key.key === this.#keys.default.key) this.#hot = undefined;
+    if (key.key === this.#keys.default.key) this.#hot.clear();
     if (token) this.#byToken.delete(token.accessToken);
     if (this.#store) await this.#store.delete(key.key);
     const grant = this.#grant;
@@ -367,7 +367,7 @@ export class TokenManager {
     this.#closed = true;
     this.#closing.abort(new KeyfobError('TokenManager closed.', { code: ErrorCode.Closed }));
     this.#l1.clear();
-    this.#hot = undefined;
+    this.#hot.clear();
     this.#byToken.clear();
     this.#inflight.clear();
     this.#keys.clear();
@@ -624,7 +624,7 @@ export class TokenManager {
         this.#byToken.delete(replaced.token.accessToken);
       }
       this.#l1.set(key.key, entry);
-      if (key.key === this.#keys.default.key) this.#hot = entry;
+      if (key.key === this.#keys.default.key) this.#hot.set(entry);
       this.#byToken.set(token.accessToken, entry);
     }
     const event = {

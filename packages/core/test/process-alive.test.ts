@@ -62,4 +62,19 @@ describe('a caller awaiting a token keeps the process alive', () => {
     },
     60_000,
   ); // a child process with tsx start-up, on a busy machine
+
+  it('and a cached token keeps nothing alive: a script that never calls close() exits', async () => {
+    const script = `
+      import { TokenManager, customGrant } from ${core};
+      const tokens = new TokenManager({
+        grant: customGrant(async () => ({ access_token: 'at_cached', expires_in: 3600 })),
+      });
+      await tokens.getToken();
+      console.log('got ' + (await tokens.getToken()).accessToken);
+    `;
+    const r = await run(script);
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('got at_cached');
+    expect(r.code).toBe(0); // run() gives up after 45 s: a timer holding the loop would fail here
+  }, 60_000);
 });

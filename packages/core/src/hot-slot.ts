@@ -1,0 +1,71 @@
+/**
+ * The entry `getToken()` without options hands out without reading the clock: a field read, where the
+ * exact check (`now < refreshAt`) costs a `Date.now()` per call (about 40 ns on a VM, as much as the
+ * whole call). A timer takes the entry out of the slot at its `refreshAt`; the next call then takes
+ * the exact path, which reads the clock, starts the renewal and puts the new entry here.
+ *
+ * Timers run on the monotonic clock, token lifetimes on the wall clock: after a suspended laptop or a
+ * wall-clock step the two disagree. So the timer never waits more than {@link HEARTBEAT_MS}: each time
+ * it fires it reads the wall clock and either re-arms or empties the slot. A token is thus served from
+ * here at most about a second past its `refreshAt` (or as long as the event loop is blocked), which is
+ * well before it expires (`refreshAt` is `min(refreshMarginMs, lifetime / 5)` before expiry).
+ *
+ * The slot stays empty (every call takes the exact path) with an injected clock or a faked `Date.now`,
+ * so tests that move time by hand see exactly what they moved.
+ */
+export const HEARTBEAT_MS = 1_000;
+
+// Captured when keyfob is loaded: fake timers installed later (vi.useFakeTimers) must not stop the slot
+// from emptying on real time.
+const arm = globalThis.setTimeout;
+const disarm = globalThis.clearTimeout;
+const nativeNow = /\{\s*\[native code\]\s*\}/.test(Function.prototype.toString.call(Date.now))
+  ? Date.now
+  : undefined;
+
+/** Whether `now` is the engine's own `Date.now`, the only clock the slot may stand in for. */
+export function isNativeClock(now: () => number): boolean {
+  return now === nativeNow;
+}
+
+export class HotSlot<E extends { readonly refreshAt: number }> {
+  /** The hot path reads this field and nothing else. */
+  entry: E | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #now: () => number;
+  readonly #enabled: boolean;
+
+  constructor(now: () => number, enabled: boolean) {
+    this.#now = now;
+    this.#enabled = enabled;
+  }
+
+  /** Serves `entry` from the slot until its `refreshAt`, or empties the slot if that has passed. */
+  set(entry: E): void {
+    this.clear();
+    if (this.#enabled) this.#check(entry);
+  }
+
+  /** Empties the slot (only if it holds `entry`, when given). */
+  clear(entry?: E): void {
+    if (entry !== undefined && entry !== this.entry) return;
+    this.entry = undefined;
+    if (this.#timer !== undefined) {
+      disarm(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+
+  #check(entry: E): void {
+    this.#timer = undefined;
+    const left = entry.refreshAt - this.#now();
+    if (!(left > 0)) {
+      this.entry = undefined;
+      return;
+    }
+    this.entry = entry;
+    if (left === Number.POSITIVE_INFINITY) return; // a token without expiry: only clear() removes it
+    this.#timer = arm(() => this.#check(entry), Math.min(Math.ceil(left), HEARTBEAT_MS));
+    this.#timer.unref?.();
+  }
+}
