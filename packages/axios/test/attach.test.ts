@@ -86,6 +86,20 @@ describe('attachTokens: sending tokens', () => {
     expect(server.tokenRequests()).toHaveLength(1);
   });
 
+  it('sends the caller\'s headers as axios would: other headers kept, a header set to false (do not send) stays unsent', async () => {
+    const server = await provider();
+    const resource = await api(server);
+    const http = axios.create({ baseURL: resource.url, headers: { 'X-Trace': 'abc' } });
+    attachTokens(http, managerFor(server));
+    await http.get('/hello', { headers: { 'User-Agent': false, 'X-Other': '1' } });
+    const [token] = tokenIn(server);
+    const sent = resource.requests[0]!.headers;
+    expect(sent.authorization).toBe(`Bearer ${token}`);
+    expect(sent['x-trace']).toBe('abc');
+    expect(sent['x-other']).toBe('1');
+    expect(sent['user-agent']).toBeUndefined(); // axios' own User-Agent not added
+  });
+
   it('reuses one cached token across 1,000 requests (batches of 50)', async () => {
     const server = await provider();
     const resource = await api(server);
