@@ -2,7 +2,7 @@
 // `iat` and `ath` each time), so it is measured alone, per key type, then inside each adapter against the
 // same client with a hard-coded Bearer header (bench/overhead.ts with `dpop: true`).
 import { generateKeyPairSync } from 'node:crypto';
-import { DpopKey } from '../packages/core/src/index.ts';
+import { DpopKey } from '../packages/core/dist/index.js';
 
 export interface ProofCost {
   algorithm: string;

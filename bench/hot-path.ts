@@ -1,7 +1,7 @@
 // Hot path: cached getToken() vs the cheapest hand-written cache (Map.get + Date.now), same run,
 // batched loops (no per-call timer overhead), interleaved rounds, medians.
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { customGrant, DiagnosticsChannel, TokenManager } from '../packages/core/src/index.ts';
+import { customGrant, DiagnosticsChannel, TokenManager } from '../packages/core/dist/index.js';
 
 export interface HotPathResult {
   syncBaselineNs: number;

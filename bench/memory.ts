@@ -1,5 +1,5 @@
 // Memory: 1,000,000 per-user tokens in the memory store: bytes per entry, and the LRU bound respected.
-import { MemoryTokenStore } from '../packages/core/src/index.ts';
+import { MemoryTokenStore } from '../packages/core/dist/index.js';
 
 export interface MemoryResult {
   entries: number;

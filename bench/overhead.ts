@@ -4,9 +4,9 @@
 // machine at the same moments; the ratio is keyfob's requests/s over the baseline's, median of rounds.
 import { Agent, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { attachTokens } from '../packages/axios/src/index.ts';
-import { customGrant, staticToken, TokenManager } from '../packages/core/src/index.ts';
-import { withTokens } from '../packages/got/src/index.ts';
+import { attachTokens } from '../packages/axios/dist/index.js';
+import { customGrant, staticToken, TokenManager } from '../packages/core/dist/index.js';
+import { withTokens } from '../packages/got/dist/index.js';
 import { axios, got } from './deps.ts';
 
 const TOKEN = 'bench-access-token-0123456789abcdef';

@@ -1,9 +1,9 @@
 // Scale: per-request work is O(1) in the number of cached tokens (DESIGN behaviour 8).
 // getToken({ subject }) on a cache hit and invalidate(token) without a subject, with 1, 10,000 and
 // 1,000,000 subjects cached in one TokenManager; cost per call and the ratio to the 1-subject case.
-import type { TokenManager as TokenManagerType } from '../packages/core/src/index.ts';
+import type { TokenManager as TokenManagerType } from '../packages/core/dist/index.js';
 
-type Core = typeof import('../packages/core/src/index.ts');
+type Core = typeof import('../packages/core/dist/index.js');
 
 export interface ScaleRow {
   subjects: number;
@@ -114,7 +114,7 @@ export async function benchScaleAt(core: Core, n: number, opts: { ops?: number; 
 }
 
 export async function benchScale(opts: { sizes?: number[]; core?: Core } = {}): Promise<ScaleRow[]> {
-  const core = opts.core ?? (await import('../packages/core/src/index.ts'));
+  const core = opts.core ?? (await import('../packages/core/dist/index.js'));
   const rows: ScaleRow[] = [];
   for (const n of opts.sizes ?? [1, 10_000, 1_000_000]) {
     rows.push(await benchScaleAt(core, n));

@@ -1,9 +1,9 @@
 // Scenarios 3-5: cold burst, expiry crossing, mass revocation, through real axios and got against
 // a node:http token endpoint and protected API on 127.0.0.1.
 import { Agent as HttpAgent } from 'node:http';
-import { attachTokens } from '../packages/axios/src/index.ts';
-import { clientCredentials, TokenManager } from '../packages/core/src/index.ts';
-import { withTokens } from '../packages/got/src/index.ts';
+import { attachTokens } from '../packages/axios/dist/index.js';
+import { clientCredentials, TokenManager } from '../packages/core/dist/index.js';
+import { withTokens } from '../packages/got/dist/index.js';
 import { Issuer, startServer, type TestServer } from '../packages/testing/src/index.ts';
 import { axios, got } from './deps.ts';
 

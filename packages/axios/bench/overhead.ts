@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { clientCredentials, TokenManager } from '@keyfob/core';
 import axios, { type AxiosInstance } from 'axios';
-import { attachTokens } from '../src/index.js';
+import { attachTokens } from '../dist/index.js';
 
 export interface OverheadFigures {
   /** Requests per second (median of the rounds). */

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { staticToken, TokenManager } from '@keyfob/core';
 import got, { type Got, Options } from 'got';
-import { tokenHooks, withTokens } from '../src/index.js';
+import { tokenHooks, withTokens } from '../dist/index.js';
 
 export interface OverheadFigures {
   keyfob: number;

@@ -8,7 +8,7 @@ import {
   MeterProvider,
   PeriodicExportingMetricReader,
 } from '@opentelemetry/sdk-metrics';
-import { KeyfobInstrumentation } from '../src/index.js';
+import { KeyfobInstrumentation } from '../dist/index.js';
 
 const n = Number(process.env.BENCH_ITERATIONS ?? 300_000);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 9);

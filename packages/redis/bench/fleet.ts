@@ -11,7 +11,7 @@ import { clientCredentials, TokenManager } from '@keyfob/core';
 import { genericClientCredentials } from '@keyfob/testing';
 import { Redis } from 'ioredis';
 import { Bench } from 'tinybench';
-import { RedisTokenStore } from '../src/index.js';
+import { RedisTokenStore } from '../dist/index.js';
 import { runFleet } from '../test/fleet-runner.js';
 import { haveRedisServer, startRedisServer } from '../test/redis-server.js';
 
