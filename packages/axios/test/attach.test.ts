@@ -86,7 +86,7 @@ describe('attachTokens: sending tokens', () => {
     expect(server.tokenRequests()).toHaveLength(1);
   });
 
-  it('sends the caller\'s headers as axios would: other headers kept, a header set to false (do not send) stays unsent', async () => {
+  it("sends the caller's headers as axios would: other headers kept, a header set to false (do not send) stays unsent", async () => {
     const server = await provider();
     const resource = await api(server);
     const http = axios.create({ baseURL: resource.url, headers: { 'X-Trace': 'abc' } });
