@@ -43,7 +43,9 @@ export class HotSlot<E extends { readonly refreshAt: number }> {
   /** Serves `entry` from the slot until its `refreshAt`, or empties the slot if that has passed. */
   set(entry: E): void {
     this.clear();
-    if (this.#enabled) this.#check(entry);
+    if (!this.#enabled) return;
+    this.entry = entry;
+    this.#check();
   }
 
   /** Empties the slot (only if it holds `entry`, when given). */
@@ -56,16 +58,26 @@ export class HotSlot<E extends { readonly refreshAt: number }> {
     }
   }
 
-  #check(entry: E): void {
+  #check(): void {
     this.#timer = undefined;
+    const entry = this.entry;
+    if (entry === undefined) return;
     const left = entry.refreshAt - this.#now();
     if (!(left > 0)) {
       this.entry = undefined;
       return;
     }
-    this.entry = entry;
     if (left === Number.POSITIVE_INFINITY) return; // a token without expiry: only clear() removes it
-    this.#timer = arm(() => this.#check(entry), Math.min(Math.ceil(left), HEARTBEAT_MS));
+    // The timer holds the slot weakly: a manager dropped without close() takes its slot, entry and
+    // heartbeat with it when it is collected.
+    const slot = new WeakRef(this);
+    this.#timer = arm(
+      () => {
+        const alive = slot.deref();
+        if (alive !== undefined) alive.#check();
+      },
+      Math.min(Math.ceil(left), HEARTBEAT_MS),
+    );
     this.#timer.unref?.();
   }
 }

@@ -13,11 +13,14 @@ afterEach(async () => {
 const core = JSON.stringify(fileURLToPath(new URL('../src/index.ts', import.meta.url)));
 const tsx = fileURLToPath(new URL('../../../node_modules/.bin/tsx', import.meta.url));
 
-function run(script: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(
+  script: string,
+  nodeFlags: string[] = [],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(
       tsx,
-      ['--eval', script, '--input-type=module'],
+      [...nodeFlags, '--eval', script, '--input-type=module'],
       { timeout: 45_000, encoding: 'utf8' },
       (err, stdout, stderr) =>
         resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr }),
@@ -76,5 +79,31 @@ describe('a caller awaiting a token keeps the process alive', () => {
     expect(r.stderr).toBe('');
     expect(r.stdout.trim()).toBe('got at_cached');
     expect(r.code).toBe(0); // run() gives up after 45 s: a timer holding the loop would fail here
+  }, 60_000);
+
+  it('and managers dropped without close() leave nothing behind: their cached tokens are collected', async () => {
+    // Each manager serves its token from a field a heartbeat timer keeps in step; the timer holds
+    // the field weakly, so it must not keep a dropped manager's token (or a timer chain) alive.
+    const script = `
+      import { TokenManager, customGrant } from ${core};
+      let collected = 0;
+      const registry = new FinalizationRegistry(() => { collected++; });
+      for (let i = 0; i < 200; i++) {
+        const tokens = new TokenManager({
+          grant: customGrant(async () => ({ access_token: 'at_' + i, expires_in: 3600 })),
+        });
+        registry.register(await tokens.getToken(), i);
+      }
+      for (let round = 0; round < 20 && collected < 199; round++) {
+        globalThis.gc();
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      console.log('collected ' + collected);
+    `;
+    const r = await run(script, ['--expose-gc']);
+    expect(r.stderr).toBe('');
+    // The last manager may stay reachable from the script's own frame.
+    expect(Number(r.stdout.trim().replace('collected ', ''))).toBeGreaterThanOrEqual(199);
+    expect(r.code).toBe(0);
   }, 60_000);
 });
