@@ -11,7 +11,10 @@ const build = spawnSync(
 );
 if (build.status !== 0) process.exit(build.status ?? 1);
 const entry = fileURLToPath(new URL('./all.ts', import.meta.url));
+// bench/tsconfig.json has no `paths`: the packages' own imports of @keyfob/* then resolve to the builds
+// too (tsx applies the root tsconfig's `paths`, which point at the sources, at run time).
 const r = spawnSync(process.execPath, ['--import', 'tsx', '--expose-gc', entry, ...process.argv.slice(2)], {
   stdio: 'inherit',
+  env: { ...process.env, TSX_TSCONFIG_PATH: fileURLToPath(new URL('./tsconfig.json', import.meta.url)) },
 });
 process.exit(r.status ?? 1);

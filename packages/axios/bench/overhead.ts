@@ -9,9 +9,9 @@
 import { createServer, Agent as HttpAgent, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
+import { attachTokens } from '@keyfob/axios';
 import { clientCredentials, TokenManager } from '@keyfob/core';
 import axios, { type AxiosInstance } from 'axios';
-import { attachTokens } from '../dist/index.js';
 
 export interface OverheadFigures {
   /** Requests per second (median of the rounds). */

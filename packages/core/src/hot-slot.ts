@@ -7,13 +7,17 @@
  * Timers run on the monotonic clock, token lifetimes on the wall clock: after a suspended laptop or a
  * wall-clock step the two disagree. So the timer never waits more than {@link HEARTBEAT_MS}: each time
  * it fires it reads the wall clock and either re-arms or empties the slot. A token is thus served from
- * here at most about a second past its `refreshAt` (or as long as the event loop is blocked), which is
- * well before it expires (`refreshAt` is `min(refreshMarginMs, lifetime / 5)` before expiry).
+ * here at most about a second past its `refreshAt`, which is well before it expires (`refreshAt` is
+ * `min(refreshMarginMs, lifetime / 5)` before expiry). Where timers cannot be trusted at all (the event
+ * loop blocked, fake timers installed after keyfob was loaded), every {@link CHECK_EVERY}th call reads
+ * the clock too: no path serves a token from here for longer than that.
  *
  * The slot stays empty (every call takes the exact path) with an injected clock or a faked `Date.now`,
  * so tests that move time by hand see exactly what they moved.
  */
 export const HEARTBEAT_MS = 1_000;
+/** Calls served from the slot between two clock reads of its own, whatever the timers do. */
+export const CHECK_EVERY = 1_024;
 
 // Captured when keyfob is loaded: fake timers installed later (vi.useFakeTimers) must not stop the slot
 // from emptying on real time.
@@ -29,8 +33,8 @@ export function isNativeClock(now: () => number): boolean {
 }
 
 export class HotSlot<E extends { readonly refreshAt: number }> {
-  /** The hot path reads this field and nothing else. */
-  entry: E | undefined;
+  #entry: E | undefined;
+  #calls = CHECK_EVERY;
   #timer: ReturnType<typeof setTimeout> | undefined;
   readonly #now: () => number;
   readonly #enabled: boolean;
@@ -40,18 +44,31 @@ export class HotSlot<E extends { readonly refreshAt: number }> {
     this.#enabled = enabled;
   }
 
+  /** The hot path: the entry, or undefined when the slot is empty (then take the exact path). */
+  get(): E | undefined {
+    const entry = this.#entry;
+    if (entry !== undefined && --this.#calls === 0) {
+      this.#calls = CHECK_EVERY;
+      if (!(this.#now() < entry.refreshAt)) {
+        this.clear();
+        return undefined;
+      }
+    }
+    return entry;
+  }
+
   /** Serves `entry` from the slot until its `refreshAt`, or empties the slot if that has passed. */
   set(entry: E): void {
     this.clear();
     if (!this.#enabled) return;
-    this.entry = entry;
+    this.#entry = entry;
     this.#check();
   }
 
   /** Empties the slot (only if it holds `entry`, when given). */
   clear(entry?: E): void {
-    if (entry !== undefined && entry !== this.entry) return;
-    this.entry = undefined;
+    if (entry !== undefined && entry !== this.#entry) return;
+    this.#entry = undefined;
     if (this.#timer !== undefined) {
       disarm(this.#timer);
       this.#timer = undefined;
@@ -60,11 +77,11 @@ export class HotSlot<E extends { readonly refreshAt: number }> {
 
   #check(): void {
     this.#timer = undefined;
-    const entry = this.entry;
+    const entry = this.#entry;
     if (entry === undefined) return;
     const left = entry.refreshAt - this.#now();
     if (!(left > 0)) {
-      this.entry = undefined;
+      this.#entry = undefined;
       return;
     }
     if (left === Number.POSITIVE_INFINITY) return; // a token without expiry: only clear() removes it

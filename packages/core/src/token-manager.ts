@@ -251,7 +251,7 @@ export class TokenManager {
 
   /** The default key's entry while it is fresh and nobody observes cache lookups; else the usual path. */
   #hotEntry(): Entry | undefined {
-    return diagnostics.cacheLookup.hasSubscribers ? undefined : this.#hot.entry;
+    return diagnostics.cacheLookup.hasSubscribers ? undefined : this.#hot.get();
   }
 
   /** The hot path: the cached entry when it may be handed out (starting a background renewal when due). */

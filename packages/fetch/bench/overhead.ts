@@ -11,8 +11,8 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { staticToken, TokenManager } from '@keyfob/core';
+import { tokenInterceptor, withTokens } from '@keyfob/fetch';
 import { Agent, request } from 'undici';
-import { tokenInterceptor, withTokens } from '../dist/index.js';
 
 const TOKEN = 'bench-access-token-0123456789abcdef';
 type Call = () => Promise<unknown>;

@@ -7,8 +7,8 @@ import { Agent, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { staticToken, TokenManager } from '@keyfob/core';
+import { tokenHooks, withTokens } from '@keyfob/got';
 import got, { type Got, Options } from 'got';
-import { tokenHooks, withTokens } from '../dist/index.js';
 
 export interface OverheadFigures {
   keyfob: number;

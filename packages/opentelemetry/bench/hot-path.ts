@@ -2,13 +2,13 @@
 // instrumentation enabled (real SDK MeterProvider, a cache-lookup counter per call) and disabled.
 // Run: pnpm --filter @keyfob/opentelemetry bench
 import { customGrant, TokenManager } from '@keyfob/core';
+import { KeyfobInstrumentation } from '@keyfob/opentelemetry';
 import {
   AggregationTemporality,
   InMemoryMetricExporter,
   MeterProvider,
   PeriodicExportingMetricReader,
 } from '@opentelemetry/sdk-metrics';
-import { KeyfobInstrumentation } from '../dist/index.js';
 
 const n = Number(process.env.BENCH_ITERATIONS ?? 300_000);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 9);

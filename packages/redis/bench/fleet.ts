@@ -8,10 +8,10 @@
  */
 import { pathToFileURL } from 'node:url';
 import { clientCredentials, TokenManager } from '@keyfob/core';
+import { RedisTokenStore } from '@keyfob/redis';
 import { genericClientCredentials } from '@keyfob/testing';
 import { Redis } from 'ioredis';
 import { Bench } from 'tinybench';
-import { RedisTokenStore } from '../dist/index.js';
 import { runFleet } from '../test/fleet-runner.js';
 import { haveRedisServer, startRedisServer } from '../test/redis-server.js';
 
