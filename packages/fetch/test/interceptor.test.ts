@@ -2,6 +2,7 @@ import { ConfigurationError, clientCredentials, isKeyfobError, TokenManager } fr
 import {
   genericClientCredentials,
   type Handler,
+  holdTokenEndpoint,
   leakScan,
   rejection,
   startProtectedApi,
@@ -115,14 +116,7 @@ describe('tokenInterceptor', () => {
 describe('tokenInterceptor: aborts', () => {
   it('an abort while waiting for the token rejects undici.request with the signal`s reason; nothing sent', async () => {
     const { auth, api, agent, tokens } = await setup();
-    let release!: () => void;
-    const held = new Promise<void>((r) => {
-      release = r;
-    });
-    auth.override = async () => {
-      await held;
-      return undefined;
-    };
+    const release = holdTokenEndpoint(auth);
     const dispatcher = agent(tokens());
     const ac = new AbortController();
     const pending = rejection(request(`${api.url}/api/x`, { dispatcher, signal: ac.signal }));

@@ -2,6 +2,7 @@ import { ConfigurationError, clientCredentials, isKeyfobError, TokenManager } fr
 import {
   genericClientCredentials,
   type Handler,
+  holdTokenEndpoint,
   leakScan,
   rejection,
   startProtectedApi,
@@ -121,14 +122,7 @@ describe('withTokens: requests', () => {
 
   it('an abort while waiting for the token rejects like fetch (the signal`s reason); nothing is sent', async () => {
     const { auth, api, send } = await setup();
-    let release!: () => void;
-    const held = new Promise<void>((r) => {
-      release = r;
-    });
-    auth.override = async () => {
-      await held;
-      return undefined;
-    };
+    const release = holdTokenEndpoint(auth);
     const ac = new AbortController();
     const pending = rejection(send(`${api.url}/api/x`, { signal: ac.signal }));
     await new Promise((r) => setTimeout(r, 50));

@@ -338,7 +338,6 @@ export async function startProtectedApi(issuer: Issuer, extra?: Handler): Promis
   });
 }
 
-/** The error `p` rejects with; fails the test when `p` resolves. */
 /** Makes a provider's token endpoint answer only once the returned `release()` is called. */
 export function holdTokenEndpoint(provider: Pick<ProviderServer, 'override'>): () => void {
   let release!: () => void;
@@ -352,6 +351,7 @@ export function holdTokenEndpoint(provider: Pick<ProviderServer, 'override'>): (
   return release;
 }
 
+/** The error `p` rejects with; fails the test when `p` resolves. */
 export async function rejection(p: Promise<unknown>): Promise<unknown> {
   try {
     await p;
