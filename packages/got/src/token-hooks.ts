@@ -32,12 +32,18 @@ export type KeyfobContext = KeyfobRequestOptions;
  */
 export type TokenHooksOptions = RequestPolicyOptions<GotRequestOptions>;
 
-/** The hooks `tokenHooks` returns, ready for `got.extend({ hooks })`. */
+/**
+ * The hooks `tokenHooks` returns, ready for `got.extend({ hooks })`. The same object is also its own
+ * `hooks` property (not enumerable, so got and object spread never see it): `const { hooks } =
+ * tokenHooks(manager)` reads the same hooks.
+ */
 export interface KeyfobGotHooks {
   beforeRequest: BeforeRequestHook[];
   beforeRedirect: BeforeRedirectHook[];
   afterResponse: AfterResponseHook[];
   beforeError: BeforeErrorHook[];
+  /** This object again, for `const { hooks } = tokenHooks(manager)`. */
+  readonly hooks: KeyfobGotHooks;
 }
 
 /** got's options as a `beforeRequest` hook receives them. */
@@ -290,12 +296,15 @@ function hooksFor(
     return error;
   };
 
-  return {
+  const hooks = {
     beforeRequest: [beforeRequest],
     beforeRedirect: [beforeRedirect],
     afterResponse: [afterResponse],
     beforeError: [beforeError],
   };
+  // Not enumerable: got's `hooks` option rejects a key that is not a hook event, and walks only
+  // enumerable keys (so does object spread).
+  return Object.defineProperty(hooks, 'hooks', { value: hooks, enumerable: false }) as KeyfobGotHooks;
 }
 
 /** Just what `withTokens` uses of a got instance (so any got >= 13 instance type fits). */

@@ -352,6 +352,32 @@ describe('tokenHooks / withTokens with got 14', () => {
       expect((await listed.get(`${api.url}/hello`)).statusCode).toBe(200);
       expect(auth.tokenRequests()).toHaveLength(1);
     });
+
+    it('tokenHooks(): the hooks themselves for got.extend({ hooks }), and again as .hooks for const { hooks } = tokenHooks(manager)', async () => {
+      const { auth, api, manager } = await setup();
+      const made = tokenHooks(manager);
+      expect(made.hooks).toBe(made);
+      // Not enumerable: got rejects a `hooks` key among hook events; spread and JSON never see it.
+      expect(Object.keys(made).sort()).toEqual([
+        'afterResponse',
+        'beforeError',
+        'beforeRedirect',
+        'beforeRequest',
+      ]);
+      expect(Object.keys({ ...made })).not.toContain('hooks');
+      expect(() => JSON.stringify(made)).not.toThrow();
+      const { hooks } = tokenHooks(manager);
+      for (const client of [
+        got.extend({ prefixUrl: api.url, hooks: made }),
+        got.extend({ prefixUrl: api.url, hooks }),
+        got.extend({ prefixUrl: api.url, hooks: { ...made } }),
+      ]) {
+        expect((await client.get('hello')).statusCode).toBe(200);
+      }
+      expect(api.requests).toHaveLength(3);
+      for (const r of api.requests) expect(r.headers.authorization).toMatch(/^Bearer at_/);
+      expect(auth.tokenRequests()).toHaveLength(1);
+    });
   });
 
   it("got's own retry for 5xx still works alongside the 401 retry", async () => {
