@@ -12,8 +12,9 @@
  * loop blocked, fake timers installed after keyfob was loaded), every {@link CHECK_EVERY}th call reads
  * the clock too: no path serves a token from here for longer than that.
  *
- * The slot stays empty (every call takes the exact path) with an injected clock or a faked `Date.now`,
- * so tests that move time by hand see exactly what they moved.
+ * The slot stays empty (every call takes the exact path) with an injected clock, and steps aside while
+ * `Date.now` is not the engine's (test fake timers, installed before or after the manager was made), so
+ * tests that move time by hand see exactly what they moved.
  */
 export const HEARTBEAT_MS = 1_000;
 /** Calls served from the slot between two clock reads of its own, whatever the timers do. */
@@ -27,9 +28,15 @@ const nativeNow = /\{\s*\[native code\]\s*\}/.test(Function.prototype.toString.c
   ? Date.now
   : undefined;
 
-/** Whether `now` is the engine's own `Date.now`, the only clock the slot may stand in for. */
+/**
+ * The default clock: whatever `Date.now` is at the time of the call, so fake timers installed after a
+ * manager was made (a module-level manager, `vi.useFakeTimers()` in a test) move its time too.
+ */
+export const systemNow = (): number => Date.now();
+
+/** Whether `now` is the system clock, the only clock the slot may stand in for (while it is the engine's). */
 export function isNativeClock(now: () => number): boolean {
-  return now === nativeNow;
+  return nativeNow !== undefined && (now === systemNow || now === nativeNow);
 }
 
 export class HotSlot<E extends { readonly refreshAt: number }> {
@@ -47,7 +54,10 @@ export class HotSlot<E extends { readonly refreshAt: number }> {
   /** The hot path: the entry, or undefined when the slot is empty (then take the exact path). */
   get(): E | undefined {
     const entry = this.#entry;
-    if (entry !== undefined && --this.#calls === 0) {
+    if (entry === undefined) return undefined;
+    // Fake timers (or any stand-in) replaced Date.now: the exact path, on that clock.
+    if (Date.now !== nativeNow) return undefined;
+    if (--this.#calls === 0) {
       this.#calls = CHECK_EVERY;
       if (!(this.#now() < entry.refreshAt)) {
         this.clear();

@@ -1,6 +1,7 @@
 import { DpopKey, type DpopOptions } from './dpop.js';
 import { ConfigurationError } from './errors.js';
 import type { Grant } from './grants/grant.js';
+import { systemNow } from './hot-slot.js';
 import { safeUrl } from './redact.js';
 import { assertSecureUrl } from './secure-url.js';
 import type { TokenStore } from './store.js';
@@ -59,7 +60,10 @@ export interface TokenManagerOptions {
   allowInsecureHttp?: boolean | undefined;
   /** Redacted log lines (with structured fields for pino, winston, Nest's `Logger`) go here. Defaults to none. */
   logger?: KeyfobLogger | undefined;
-  /** Defaults to `{ now: Date.now }`. */
+  /**
+   * Defaults to the system clock (`Date.now()` at each call, so test fake timers installed at any time
+   * are seen).
+   */
   clock?: Clock | undefined;
   /** fetch implementation (for proxies or custom agents). Defaults to the global fetch. */
   fetch?: typeof fetch | undefined;
@@ -306,7 +310,7 @@ export function resolveOptions(options: TokenManagerOptions): ResolvedOptions {
     maxEntries: number('maxEntries', options.maxEntries, DEFAULTS.maxEntries),
     allowInsecureHttp,
     logger: options.logger,
-    now: clock ? () => clock.now() : Date.now,
+    now: clock ? () => clock.now() : systemNow,
     fetch: fetchImpl,
     storeTimeoutMs: number('storeTimeoutMs', options.storeTimeoutMs, DEFAULTS.storeTimeoutMs, timer),
     lockWaitMs: number('lockWaitMs', options.lockWaitMs, lockDefault, timer),

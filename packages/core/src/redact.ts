@@ -30,10 +30,8 @@ const secretsIn = new WeakMap<object, readonly string[]>();
  */
 export function redact(text: string, secrets: readonly (string | undefined)[] = []): string {
   let out = text;
-  for (const secret of secrets) {
-    // Very short values (e.g. a one-letter password in a test) would shred the message; they
-    // are still caught by the field patterns below.
-    if (secret && secret.length >= 4) out = out.split(secret).join(REDACTED);
+  if (secrets.length > 0) {
+    for (const form of wireForms(secrets)) out = out.split(form).join(REDACTED);
   }
   out = out.replace(AUTH_HEADER, (_m, scheme: string) => `${scheme} ${REDACTED}`);
   out = out.replace(JSON_FIELD, (_m, a: string, _v: string, c: string) => `${a}${REDACTED}${c}`);
@@ -42,6 +40,32 @@ export function redact(text: string, secrets: readonly (string | undefined)[] = 
   out = out.replace(CODE_PARAM, (_m, a: string, b: string) => `${a}${b}${REDACTED}`);
   out = out.replace(URL_USERINFO, (_m, scheme: string) => `${scheme}${REDACTED}@`);
   return out;
+}
+
+// An Authorization value: its credentials without the scheme (what a server quotes back, or the
+// base64 of `id:secret` in a Basic header).
+const SCHEME_VALUE = /^(?:Basic|Bearer|Digest|DPoP)\s+(\S+)$/i;
+
+/**
+ * Every form in which `secrets` travelled, longest first: as given, without an Authorization scheme,
+ * form-urlencoded (a form body; RFC 6749 2.3.1 Basic credentials), percent-encoded and JSON-escaped.
+ * A token endpoint may echo any of them in an error message. Values under 4 characters are left out:
+ * they would shred the message (the field patterns still catch them).
+ */
+function wireForms(secrets: readonly (string | undefined)[]): string[] {
+  const forms = new Set<string>();
+  const add = (v: string | undefined) => {
+    if (v !== undefined && v.length >= 4) forms.add(v);
+  };
+  for (const secret of secrets) {
+    if (!secret || secret.length < 4) continue;
+    add(secret);
+    add(SCHEME_VALUE.exec(secret)?.[1]);
+    add(new URLSearchParams({ v: secret }).toString().slice(2));
+    add(encodeURIComponent(secret));
+    add(JSON.stringify(secret).slice(1, -1));
+  }
+  return [...forms].sort((a, b) => b.length - a.length);
 }
 
 /** A URL safe to print: no userinfo, no query string (providers put keys there), no fragment. */

@@ -575,6 +575,7 @@ export class TokenManager {
       subject: key.subject,
       extraParams: key.extraParams,
       signal,
+      now: this.#now,
       request: (req) =>
         postTokenRequest(url, req, this.#endpoint, signal, {
           grantType: this.#grant.type,

@@ -3,7 +3,7 @@
 // second so a suspended machine or a clock step is noticed. An injected or faked clock turns the
 // field off, so time moved by hand is seen at once.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { CHECK_EVERY, HEARTBEAT_MS, HotSlot, isNativeClock } from '../src/hot-slot.js';
+import { CHECK_EVERY, HEARTBEAT_MS, HotSlot, isNativeClock, systemNow } from '../src/hot-slot.js';
 import { customGrant, TokenManager } from '../src/index.js';
 
 const cleanup: (() => Promise<unknown> | unknown)[] = [];
@@ -26,6 +26,7 @@ function counting(expiresIn: number, options: Partial<ConstructorParameters<type
 
 describe('the hot slot', () => {
   it('is used only for the engine clock', () => {
+    expect(isNativeClock(systemNow)).toBe(true);
     expect(isNativeClock(Date.now)).toBe(true);
     expect(isNativeClock(() => Date.now())).toBe(false);
   });
@@ -106,6 +107,22 @@ describe('the hot slot', () => {
     vi.setSystemTime(Date.now() + 3_600_000 + 1);
     expect((await m.getToken()).accessToken).not.toBe(first.accessToken);
     expect(requests()).toBe(2);
+  });
+
+  it('fake timers installed after the manager was made (Date faked): setSystemTime past expiry renews on the next call', async () => {
+    const { m, requests } = counting(3600);
+    const first = await m.getToken();
+    expect((await m.getToken()).accessToken).toBe(first.accessToken); // served from the field
+    vi.useFakeTimers({ now: Date.now() });
+    expect((await m.getToken()).accessToken).toBe(first.accessToken);
+    vi.setSystemTime(Date.now() + 3_600_000 + 1);
+    const second = await m.getToken();
+    expect(second.accessToken).toBe('at-2');
+    expect(second.expiresAt).toBe(Date.now() + 3_600_000); // on the faked clock
+    expect(requests()).toBe(2);
+    vi.useRealTimers();
+    // Back on the real clock the new token is served (its expiry is an hour past the faked time).
+    expect((await m.getToken()).accessToken).toBe('at-2');
   });
 
   it('fake timers installed after the manager was made do not keep a stale token in the field', async () => {

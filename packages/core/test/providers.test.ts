@@ -59,6 +59,24 @@ describe('seed providers, emulated as documented', () => {
     ).toBe(200);
   });
 
+  it("a pre-generated access key with expiresAt: served until then on the manager's clock, then a ConfigurationError", async () => {
+    let now = Date.UTC(2035, 0, 1);
+    const tokens = new TokenManager({
+      clock: { now: () => now },
+      grant: staticToken({ accessToken: 'access-key-0123456789', expiresAt: new Date(now + 60_000) }),
+    });
+    cleanup.push(() => tokens.close());
+    expect(await tokens.getAuthorizationHeader()).toBe('Bearer access-key-0123456789');
+    now += 61_000;
+    const fresh = new TokenManager({
+      clock: { now: () => now },
+      grant: staticToken({ accessToken: 'access-key-0123456789', expiresAt: now - 1_000 }),
+    });
+    cleanup.push(() => fresh.close());
+    await expect(fresh.getToken()).rejects.toThrow(/access key expired at 2035-01-01T00:01:00/);
+    await expect(tokens.getToken()).rejects.toMatchObject({ code: 'KEYFOB_CONFIGURATION' });
+  });
+
   it('generic client-credentials API: form body with scope, Basic auth, reuse for its lifetime', async () => {
     const server = await genericClientCredentials({ clientId: 'my client', clientSecret: 'p@ss:word' });
     cleanup.push(() => server.close());

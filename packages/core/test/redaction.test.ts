@@ -1,5 +1,5 @@
 import { inspect } from 'node:util';
-import { type Reply, rejection, startServer } from '@keyfob/testing';
+import { type RecordedRequest, type Reply, rejection, startServer } from '@keyfob/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   clientCredentials,
@@ -121,6 +121,97 @@ describe('redaction with the request secrets on every path', () => {
     expect(err).toBeInstanceOf(TokenResponseError);
     expect(String(err)).toMatch(/control character/);
   });
+});
+
+describe('a token endpoint echoing the credentials in the form they travelled in', () => {
+  // `+ / = : % @` and a space: the form-urlencoded, percent-encoded, JSON-escaped and raw forms all differ.
+  const ID = 'client-Echo-42';
+  const TRICKY = 'p@ss+w/rd=:% x"9';
+  const encodings = (v: string) => [
+    v,
+    new URLSearchParams({ v }).toString().slice(2),
+    encodeURIComponent(v),
+    JSON.stringify(v).slice(1, -1),
+  ];
+
+  async function failure(
+    clientAuth: 'basic' | 'basic-only' | 'body' | 'json',
+    basicEncoding: 'form' | undefined,
+    echo: (req: RecordedRequest) => string,
+  ) {
+    const server = await startServer((req) => ({
+      status: 401,
+      body: { error: 'invalid_client', error_description: `rejected: ${echo(req)}` },
+    }));
+    cleanup.push(() => server.close());
+    const { lines, logger } = capture();
+    const m = new TokenManager({
+      tokenUrl: `${server.url}/token`,
+      grant: clientCredentials({
+        clientId: ID,
+        clientSecret: TRICKY,
+        clientAuth,
+        ...(basicEncoding ? { basicEncoding } : {}),
+      }),
+      logger,
+      retries: 0,
+    });
+    cleanup.push(() => m.close());
+    const err = (await rejection(m.getToken())) as Error;
+    expect(err).toMatchObject({ status: 401, error: 'invalid_client' });
+    return [err.message, JSON.stringify(err), inspect(err, { depth: 6 }), String(err.stack), ...lines].join(
+      '\n',
+    );
+  }
+
+  const forbidden = (req: RecordedRequest) => {
+    const auth = req.headers.authorization ?? '';
+    const b64 = auth.replace(/^Basic /, '');
+    return [...encodings(TRICKY), auth, b64, Buffer.from(b64, 'base64').toString('utf8')].filter(
+      (v) => v.length >= 4,
+    );
+  };
+
+  it.each([
+    ['basic', 'form'],
+    ['basic-only', 'form'],
+    // Unset: a 401 to the form-encoded header is retried with the raw one; both are redacted.
+    ['basic', undefined],
+  ] as const)(
+    '%s, basicEncoding %s: the Basic credentials (base64, decoded, and the form-encoded secret inside) are redacted',
+    async (clientAuth, basicEncoding) => {
+      let sent: string[] = [];
+      let attempts = 0;
+      const text = await failure(clientAuth, basicEncoding, (req) => {
+        attempts++;
+        sent = [...sent, ...forbidden(req)];
+        const b64 = (req.headers.authorization ?? '').replace(/^Basic /, '');
+        const decoded = Buffer.from(b64, 'base64').toString('utf8');
+        return `${b64} / ${decoded} / secret ${decoded.slice(decoded.indexOf(':') + 1)}`;
+      });
+      expect(attempts).toBe(basicEncoding === undefined ? 2 : 1);
+      expect(sent.length).toBeGreaterThan(3);
+      for (const v of sent) expect(text).not.toContain(v);
+      expect(text).toContain(REDACTED);
+    },
+  );
+
+  it.each(['body', 'json'] as const)(
+    '%s: the secret as the body carried it (form-encoded, JSON-escaped) is redacted',
+    async (clientAuth) => {
+      const text = await failure(clientAuth, undefined, (req) => {
+        // The secret exactly as the body carried it: form-urlencoded, or JSON-escaped.
+        const sent =
+          clientAuth === 'body'
+            ? /(?:^|&)client_secret=([^&]*)/.exec(req.body)?.[1]
+            : /"client_secret"\s*:\s*"((?:[^"\\]|\\.)*)"/.exec(req.body)?.[1];
+        expect(sent).toBe(encodings(TRICKY)[clientAuth === 'body' ? 1 : 3]);
+        return `you sent ${sent} and ${req.params.client_secret}`;
+      });
+      for (const v of encodings(TRICKY)) expect(text).not.toContain(v);
+      expect(text).toContain(REDACTED);
+    },
+  );
 });
 
 describe('a token response echoing a request secret, through the manager', () => {

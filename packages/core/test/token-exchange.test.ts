@@ -120,6 +120,32 @@ describe('tokenExchange (RFC 8693)', () => {
     });
   });
 
+  it("an injected clock: the cap is the subject token's exp on the manager's clock, and the token is renewed once that passes", async () => {
+    let n = 0;
+    const endpoint = track(
+      await startServer(() => ({
+        body: { access_token: `exchanged-${++n}`, token_type: 'Bearer', expires_in: 3600 },
+      })),
+    );
+    // Far from the real time, so a cap computed on the real clock would not hold.
+    let now = Date.UTC(2035, 0, 1);
+    const exp = Math.floor(now / 1000) + 600;
+    const subject = `e30.${Buffer.from(JSON.stringify({ sub: 'alice', exp })).toString('base64url')}.sig`;
+    const tokens = track(
+      new TokenManager({
+        tokenUrl: endpoint.url,
+        clock: { now: () => now },
+        grant: tokenExchange({ clientId: 'svc', clientSecret: 'svc-secret', clientAuth: 'body' }),
+      }),
+    );
+    const first = await tokens.getToken({ subjectToken: subject });
+    expect(first.expiresAt).toBeLessThanOrEqual(exp * 1000);
+    expect(first.expiresAt).toBeGreaterThan(now + 500_000);
+    expect((await tokens.getToken({ subjectToken: subject })).accessToken).toBe('exchanged-1');
+    now = exp * 1000 + 1_000; // the subject token has expired, and so has the exchanged one
+    expect((await tokens.getToken({ subjectToken: subject })).accessToken).toBe('exchanged-2');
+  });
+
   it('a subject token the server rejects is a TokenEndpointError that does not quote it', async () => {
     const server = track(await startAuthorizationServer());
     const grant = tokenExchange({ clientId: 'service-exchange', clientSecret: 'service-exchange-secret' });

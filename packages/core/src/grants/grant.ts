@@ -26,6 +26,8 @@ export interface GrantContext {
   /** The token to exchange (RFC 8693), from `getToken({ subjectToken })`. */
   readonly subjectToken?: string | undefined;
   readonly signal: AbortSignal;
+  /** The manager's clock (epoch ms): an injected `clock`, else `Date.now`. Compare token lifetimes with it. */
+  now(): number;
   /** Sends a request through keyfob's one token endpoint client (timeout, retries, redaction). */
   request(req: TokenRequest): Promise<Record<string, unknown>>;
 }

@@ -17,8 +17,8 @@ export function staticToken(options: StaticTokenOptions): Grant {
   const grant: Grant = {
     type: 'static',
     usesTokenUrl: false,
-    async fetchToken() {
-      if (expiresAt !== undefined && expiresAt <= Date.now()) {
+    async fetchToken(ctx) {
+      if (expiresAt !== undefined && expiresAt <= ctx.now()) {
         throw new ConfigurationError(
           `staticToken: the access key expired at ${new Date(expiresAt).toISOString()}.`,
           {

@@ -119,7 +119,8 @@ export function tokenExchange(options: TokenExchangeOptions): Grant {
       const actor = options.actorToken;
       const actorToken = typeof actor === 'function' ? await actor() : actor;
       const { method, assertion } = auth.resolve(ctx.authMethods);
-      const requestedAt = Date.now();
+      // The manager's clock: the cap below is turned into an expiry with it.
+      const requestedAt = ctx.now();
       const raw = await encoding.send(ctx.request, (basicEncoding) =>
         buildRequest({
           grantType: 'token_exchange',
