@@ -8,9 +8,9 @@
  * wall-clock step the two disagree. So the timer never waits more than {@link HEARTBEAT_MS}: each time
  * it fires it reads the wall clock and either re-arms or empties the slot. A token is thus served from
  * here at most about a second past its `refreshAt`, which is well before it expires (`refreshAt` is
- * `min(refreshMarginMs, lifetime / 5)` before expiry). Where timers cannot be trusted at all (the event
- * loop blocked, fake timers installed after keyfob was loaded), every {@link CHECK_EVERY}th call reads
- * the clock too: no path serves a token from here for longer than that.
+ * `min(refreshMarginMs, lifetime / 5)` before expiry). Where timers cannot run (the event loop blocked),
+ * every {@link CHECK_EVERY}th call reads the clock too: no path serves a token from here for longer than
+ * that.
  *
  * The slot stays empty (every call takes the exact path) with an injected clock, and steps aside while
  * `Date.now` is not the engine's (test fake timers, installed before or after the manager was made), so
