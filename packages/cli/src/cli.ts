@@ -56,6 +56,23 @@ const FLAG_TO_VARIABLE = {
 
 const PREFIX = 'KEYFOB_';
 
+/** A message about the merged configuration, naming the flag where a flag gave the value. */
+function inFlagTerms(
+  message: string,
+  values: Partial<Record<keyof typeof FLAG_TO_VARIABLE, unknown>>,
+): string {
+  let out = message;
+  let flags = false;
+  for (const [flag, variable] of Object.entries(FLAG_TO_VARIABLE)) {
+    if (values[flag as keyof typeof FLAG_TO_VARIABLE] === undefined) continue;
+    flags = true;
+    out = out.replaceAll(`${PREFIX}${variable}`, `--${flag}`);
+  }
+  return flags
+    ? out.replace('Configuration from the environment', 'Configuration from the flags and the environment')
+    : out;
+}
+
 /** The JSON printed by `keyfob check --json`. */
 export type CheckReport =
   | {
@@ -240,7 +257,7 @@ export async function run(argv: readonly string[], io: CliIo = {}): Promise<numb
     options = optionsFromEnv(merged);
   } catch (e) {
     stderr(
-      `keyfob: ${safe(isKeyfobError(e) ? e.message : String(e))}\n(flags: --issuer --token-url --client-id --scope --client-auth --audience; the secret only from KEYFOB_CLIENT_SECRET)\n`,
+      `keyfob: ${safe(inFlagTerms(isKeyfobError(e) ? e.message : String(e), values))}\n(flags: --issuer --token-url --client-id --scope --client-auth --audience; the secret only from KEYFOB_CLIENT_SECRET)\n`,
     );
     return ExitCode.Usage;
   }

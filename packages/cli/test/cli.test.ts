@@ -336,7 +336,7 @@ describe('usage', () => {
     expect(r.stderr).toContain('KEYFOB_CLIENT_SECRET is missing');
   });
 
-  it('plain http to a non-loopback host: exit 2 naming the variable, no request', async () => {
+  it('plain http to a non-loopback host: exit 2 naming the variable (or the flag that gave it), no request', async () => {
     for (const [variable, flag] of [
       ['KEYFOB_TOKEN_URL', '--token-url'],
       ['KEYFOB_ISSUER', '--issuer'],
@@ -347,6 +347,10 @@ describe('usage', () => {
       expect(fromEnv.stderr).toContain(`${variable} is plain http`);
       const fromFlag = await keyfob(['check', flag, 'http://auth.example.com/t'], env);
       expect(fromFlag.code).toBe(2);
+      // Named as the user gave it: the flag, not the variable.
+      expect(fromFlag.stderr).toContain(`${flag} is plain http`);
+      expect(fromFlag.stderr).toContain('Configuration from the flags and the environment');
+      expect(fromFlag.stderr).not.toContain(variable);
       expectNoSecrets(fromFlag, []);
     }
   });
