@@ -3,6 +3,7 @@ import {
   type KeyfobRequestOptions as CoreRequestOptions,
   ErrorCode,
   KeyfobError,
+  REDACTED,
   type RequestAttempt,
   RequestPolicy,
   type RequestPolicyOptions,
@@ -60,7 +61,6 @@ type Policy = RequestPolicy<InternalAxiosRequestConfig>;
 
 /** Marks keyfob's adapters with what they wrap, so they never stack. */
 const WRAPPED = Symbol.for('@keyfob/axios.wrapped');
-const REDACTED = '[REDACTED]';
 
 /**
  * Attaches `manager`'s tokens to the requests of an axios instance: `Authorization: Bearer <token>` on

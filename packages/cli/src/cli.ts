@@ -4,7 +4,7 @@ import {
   isKeyfobError,
   KeyfobError,
   optionsFromEnv,
-  REDACTED,
+  redactSecrets,
   safeUrl,
   TokenManager,
 } from '@keyfob/core';
@@ -330,14 +330,11 @@ export async function run(argv: readonly string[], io: CliIo = {}): Promise<numb
 }
 
 /**
- * Last line of defence: the literal secret and token never reach the terminal. (Messages are already
- * redacted by core; core's pattern redaction is not applied again, it would hide report fields such as `code`.)
+ * Last line of defence: the secret and token never reach the terminal, in any form they travel in.
+ * (Messages are already redacted by core; core's pattern redaction is not applied again, it would hide
+ * report fields such as `code`.)
  */
-function scrub(text: string, secrets: readonly (string | undefined)[]): string {
-  let out = text;
-  for (const s of secrets) if (s && s.length >= 4) out = out.split(s).join(REDACTED);
-  return out;
-}
+const scrub = redactSecrets;
 
 function parse(argv: readonly string[]) {
   return parseArgs({

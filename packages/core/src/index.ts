@@ -66,7 +66,7 @@ export {
   TokenType,
   tokenExchange,
 } from './grants/token-exchange.js';
-export { fingerprint, REDACTED, redact, safeUrl } from './redact.js';
+export { fingerprint, REDACTED, redact, redactSecrets, safeUrl } from './redact.js';
 export {
   isReplayableBody,
   type KeyfobRequestOptions,

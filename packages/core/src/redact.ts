@@ -29,16 +29,26 @@ const secretsIn = new WeakMap<object, readonly string[]>();
  * request carried goes through it.
  */
 export function redact(text: string, secrets: readonly (string | undefined)[] = []): string {
-  let out = text;
-  if (secrets.length > 0) {
-    for (const form of wireForms(secrets)) out = out.split(form).join(REDACTED);
-  }
+  let out = redactSecrets(text, secrets);
   out = out.replace(AUTH_HEADER, (_m, scheme: string) => `${scheme} ${REDACTED}`);
   out = out.replace(JSON_FIELD, (_m, a: string, _v: string, c: string) => `${a}${REDACTED}${c}`);
   out = out.replace(ESCAPED_JSON_FIELD, (_m, a: string) => `${a}${REDACTED}`);
   out = out.replace(FORM_FIELD, (_m, a: string) => `${a}${REDACTED}`);
   out = out.replace(CODE_PARAM, (_m, a: string, b: string) => `${a}${b}${REDACTED}`);
   out = out.replace(URL_USERINFO, (_m, scheme: string) => `${scheme}${REDACTED}@`);
+  return out;
+}
+
+/**
+ * Replaces only the given `secrets`, in every form they travel in (see {@link redact}), by
+ * {@link REDACTED}: for text whose other fields must stay readable (a report that names an error
+ * `code`, which the field patterns of `redact` would hide).
+ */
+export function redactSecrets(text: string, secrets: readonly (string | undefined)[]): string {
+  let out = text;
+  if (secrets.length > 0) {
+    for (const form of wireForms(secrets)) out = out.split(form).join(REDACTED);
+  }
   return out;
 }
 

@@ -8,6 +8,7 @@ import {
   REDACTED,
   type RefreshFailedEvent,
   redact,
+  redactSecrets,
   TokenManager,
   TokenResponseError,
 } from '../src/index.js';
@@ -260,6 +261,14 @@ describe('a token response echoing a request secret, through the manager', () =>
 });
 
 describe('redact()', () => {
+  it('redactSecrets(): the given secrets in every wire form, and nothing else (a report keeps its code= and fields)', () => {
+    const secret = 'p@ss+w/rd=:% x';
+    const text = `code=KEYFOB_X access_token=visible ${secret} ${new URLSearchParams({ v: secret }).toString().slice(2)} ${encodeURIComponent(secret)}`;
+    const out = redactSecrets(text, [secret]);
+    expect(out).toBe(`code=KEYFOB_X access_token=visible ${REDACTED} ${REDACTED} ${REDACTED}`);
+    expect(redact(text, [secret])).not.toContain('access_token=visible');
+  });
+
   it('uses the exported placeholder', () => {
     expect(REDACTED).toBe('[REDACTED]');
     expect(redact(`x ${SECRET} y`, [SECRET])).toBe(`x ${REDACTED} y`);

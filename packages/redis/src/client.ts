@@ -1,4 +1,4 @@
-import { ConfigurationError, ErrorCode, KeyfobError, REDACTED, redact } from '@keyfob/core';
+import { ConfigurationError, ErrorCode, KeyfobError, redact } from '@keyfob/core';
 
 /** A Redis call failed; the message names the operation and never carries a command argument. */
 export class RedisTokenStoreError extends KeyfobError {
@@ -143,8 +143,7 @@ export function storeError(op: string, error: unknown, args: readonly string[]):
   if (error instanceof Error || (typeof error === 'object' && error !== null)) {
     const e = error as { name?: unknown; code?: unknown; message?: unknown };
     let message = typeof e.message === 'string' ? e.message : '';
-    for (const a of args) if (a.length >= 4) message = message.split(a).join(REDACTED);
-    message = redact(message).replace(/\s+/g, ' ').slice(0, 200);
+    message = redact(message, args).replace(/\s+/g, ' ').slice(0, 200);
     const name = typeof e.name === 'string' && e.name !== 'Error' ? e.name : '';
     const code = typeof e.code === 'string' && /^[A-Z0-9_]{2,40}$/.test(e.code) ? e.code : '';
     detail = [name, code, message].filter(Boolean).join(': ') || detail;
