@@ -3,6 +3,7 @@ import { ErrorCode, KeyfobError, LoginRequiredError, TokenEndpointError } from '
 import type { Grant, GrantContext } from './grants/grant.js';
 import type { Log } from './log.js';
 import type { BoundedCache } from './lru.js';
+import { quote } from './redact.js';
 import type { SharedStore } from './shared-store.js';
 import { fromStoredToken, toStoredToken } from './token-response.js';
 import type { AccessToken } from './types.js';
@@ -74,7 +75,7 @@ function loginRequired(key: CacheKey, message: string, cause?: unknown): LoginRe
 export function asKeyfobError(grant: Grant, e: unknown): KeyfobError {
   if (e instanceof KeyfobError) return e;
   const detail = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
-  return new KeyfobError(`The ${grant.type} grant failed to get a token (${detail.slice(0, 300)}).`, {
+  return new KeyfobError(`The ${grant.type} grant failed to get a token (${quote(detail, 300)}).`, {
     code: ErrorCode.TokenEndpoint,
     hint:
       grant.type === 'custom'

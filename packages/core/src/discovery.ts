@@ -1,7 +1,7 @@
 import { ConfigurationError } from './errors.js';
-import { safeUrl } from './redact.js';
+import { quote, safeUrl } from './redact.js';
 import { assertSecureUrl } from './secure-url.js';
-import { abortError } from './token-endpoint.js';
+import { abortError, backoff, parseRetryAfter, sleep } from './token-endpoint.js';
 
 /**
  * Authorization server metadata (RFC 8414, OpenID Connect Discovery 1.0): what keyfob takes from
@@ -33,6 +33,12 @@ export interface DiscoveryOptions {
   /** Metadata older than this is read again on next use (a failure then keeps the old one). */
   maxAgeMs: number;
   now: () => number;
+  /** Retries after a network error, a timeout, a 5xx or a 429 (a GET is safe to repeat). Defaults to none. */
+  retries?: number;
+  /** First backoff delay, ms. */
+  retryBaseDelayMs?: number;
+  /** Longest Retry-After waited for; a longer one is reported at once. */
+  maxRetryAfterMs?: number;
 }
 
 /** The document is small; a larger answer is not a metadata document. */
@@ -63,7 +69,48 @@ function fail(issuer: string, problem: string, hint: string, cause?: unknown): C
   });
 }
 
-type Attempt = { ok: true; doc: Record<string, unknown> } | { ok: false; status?: number; problem: string };
+type Attempt =
+  | { ok: true; doc: Record<string, unknown> }
+  | { ok: false; status?: number; problem: string; retryAfterMs?: number | undefined };
+
+const transient = (status: number | undefined) => status !== undefined && (status >= 500 || status === 429);
+
+/** {@link read}, again after a network error, a timeout, a 5xx or a 429, up to `options.retries` times. */
+async function readWithRetries(
+  url: string,
+  options: DiscoveryOptions,
+  signal?: AbortSignal,
+): Promise<Attempt> {
+  const retries = options.retries ?? 0;
+  const base = options.retryBaseDelayMs ?? 200;
+  for (let attempt = 0; ; attempt++) {
+    const last = attempt >= retries;
+    let result: Attempt;
+    try {
+      result = await read(url, options, signal);
+    } catch (e) {
+      if (signal?.aborted || last) throw e;
+      // A caller waits for this document: the wait keeps the process alive, as for the token endpoint.
+      await sleep(backoff(attempt, base), signal, true);
+      continue;
+    }
+    if (result.ok || last || !transient(result.status)) return result;
+    const wait = result.retryAfterMs;
+    if (wait !== undefined && wait > (options.maxRetryAfterMs ?? 30_000)) return result;
+    await sleep(wait ?? backoff(attempt, base), signal, true);
+  }
+}
+
+/** What to check, by what the metadata URL answered. */
+function hintFor(status: number | undefined): string {
+  if (transient(status)) {
+    return "The provider's discovery endpoint is failing or rate-limiting (keyfob retried it); try again later, or set tokenUrl to skip discovery.";
+  }
+  if (status === 401 || status === 403) {
+    return 'Metadata must be public (RFC 8414 3): check the issuer URL and any proxy in front of it, or set tokenUrl instead of issuer.';
+  }
+  return 'The issuer must be the identifier the provider publishes (often the base URL, e.g. https://auth.example.com or https://login.example.com/tenant-id/v2.0); a provider without discovery needs tokenUrl instead.';
+}
 
 async function read(url: string, options: DiscoveryOptions, signal?: AbortSignal): Promise<Attempt> {
   const timeout = AbortSignal.timeout(options.timeoutMs);
@@ -72,7 +119,14 @@ async function read(url: string, options: DiscoveryOptions, signal?: AbortSignal
     signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
   });
   const text = await res.text();
-  if (!res.ok) return { ok: false, status: res.status, problem: `${safeUrl(url)} answered ${res.status}` };
+  if (!res.ok) {
+    return {
+      ok: false,
+      status: res.status,
+      problem: `${safeUrl(url)} answered ${res.status}`,
+      retryAfterMs: parseRetryAfter(res.headers.get('retry-after')),
+    };
+  }
   if (text.length > MAX_DOCUMENT_BYTES) {
     return {
       ok: false,
@@ -99,11 +153,12 @@ export async function discover(
   signal?: AbortSignal,
 ): Promise<AuthorizationServerMetadata> {
   const problems: string[] = [];
+  let lastStatus: number | undefined;
   let doc: Record<string, unknown> | undefined;
   for (const url of metadataUrls(issuer)) {
     let attempt: Attempt;
     try {
-      attempt = await read(url, options, signal);
+      attempt = await readWithRetries(url, options, signal);
     } catch (e) {
       if (signal?.aborted) throw abortError(signal);
       const cause = (e as { cause?: { code?: string } })?.cause?.code ?? (e as Error)?.name;
@@ -119,20 +174,18 @@ export async function discover(
       break;
     }
     problems.push(attempt.problem);
+    lastStatus = attempt.status;
     // Only a missing document sends keyfob to the other location; anything else is reported as is.
     if (attempt.status !== 404 && attempt.status !== 410) break;
   }
   if (!doc) {
-    throw fail(
-      issuer,
-      problems.join('; '),
-      'The issuer must be the identifier the provider publishes (often the base URL, e.g. https://auth.example.com or https://login.example.com/tenant-id/v2.0); a provider without discovery needs tokenUrl instead.',
-    );
+    throw fail(issuer, problems.join('; '), hintFor(lastStatus));
   }
   if (doc.issuer !== issuer) {
+    // Both as written (a normalised URL would hide the difference, e.g. a trailing slash).
     throw fail(
       issuer,
-      `the document names issuer ${typeof doc.issuer === 'string' ? safeUrl(doc.issuer) : 'none'}, not the configured one`,
+      `the document names issuer ${typeof doc.issuer === 'string' ? JSON.stringify(quote(doc.issuer, 200)) : 'none'}, not the configured ${JSON.stringify(quote(issuer, 200))}`,
       'RFC 8414 3.3 requires an exact match (scheme, host, port, path, trailing slash): set issuer to the value the provider publishes.',
     );
   }
@@ -143,6 +196,19 @@ export async function discover(
         issuer,
         `${name} is not a URL`,
         'The provider published invalid metadata; set tokenUrl instead.',
+      );
+    }
+    let absolute = true;
+    try {
+      new URL(value);
+    } catch {
+      absolute = false;
+    }
+    if (!absolute) {
+      throw fail(
+        issuer,
+        `${name} ${JSON.stringify(quote(value, 200))} is not an absolute URL`,
+        'RFC 8414 2 requires absolute URLs in the metadata: the provider published invalid metadata; set tokenUrl instead.',
       );
     }
     try {
@@ -156,7 +222,8 @@ export async function discover(
       throw fail(
         issuer,
         `${name} ${safeUrl(value)} is not an acceptable https URL`,
-        (e as ConfigurationError).hint ?? '',
+        (e as ConfigurationError).hint ??
+          'Endpoints must be https (loopback excepted) and carry no credentials.',
         e,
       );
     }

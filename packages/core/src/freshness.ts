@@ -48,6 +48,11 @@ export interface RenewalState extends Freshness {
   failures: number;
   /** Do not start another renewal before this (backoff after failures). */
   retryAt: number;
+  /**
+   * The renewal running now has had an attempt fail and is waiting to try again (backoff, a 429's or a
+   * 503's Retry-After): it is not "working", so callers inside the buffer are served, not made to wait.
+   */
+  struggling: boolean;
 }
 
 /**
@@ -59,12 +64,15 @@ export interface RenewalState extends Freshness {
  */
 export type Decision = 'serve' | 'serve-and-renew' | 'wait' | 'expired';
 
-/** The hot-path decision. Renewals that are failing do not make callers wait inside the buffer. */
+/**
+ * The hot-path decision. Renewals that are failing (or retrying a failed attempt) do not make callers
+ * wait inside the buffer.
+ */
 export function decide(state: RenewalState, now: number): Decision {
   if (now < state.refreshAt) return 'serve';
   if (now < state.waitAt) return 'serve-and-renew';
   if (now >= state.expiresAt) return 'expired';
-  return state.failures > 0 ? 'serve-and-renew' : 'wait';
+  return state.failures > 0 || state.struggling ? 'serve-and-renew' : 'wait';
 }
 
 /** After a renewal failed, whether the caller may still get the cached token. */

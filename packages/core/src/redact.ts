@@ -40,6 +40,16 @@ export function redact(text: string, secrets: readonly (string | undefined)[] = 
 }
 
 /**
+ * Text from outside (a server's error description, a body, a field value) to quote in a message:
+ * {@link redact}ed first, then cut to `max` characters. In that order, always: a cut made first can
+ * split a secret, and the part left before the cut no longer matches anything.
+ */
+export function quote(text: string, max: number, secrets: readonly (string | undefined)[] = []): string {
+  const out = redact(text, secrets);
+  return out.length > max ? `${out.slice(0, max)}…` : out;
+}
+
+/**
  * Replaces only the given `secrets`, in every form they travel in (see {@link redact}), by
  * {@link REDACTED}: for text whose other fields must stay readable (a report that names an error
  * `code`, which the field patterns of `redact` would hide).
@@ -58,7 +68,8 @@ const SCHEME_VALUE = /^(?:Basic|Bearer|Digest|DPoP)\s+(\S+)$/i;
 
 /**
  * Every form in which `secrets` travelled, longest first: as given, without an Authorization scheme,
- * form-urlencoded (a form body; RFC 6749 2.3.1 Basic credentials), percent-encoded and JSON-escaped.
+ * form-urlencoded (a form body; RFC 6749 2.3.1 Basic credentials), percent-encoded (either hex case) and
+ * JSON-escaped.
  * A token endpoint may echo any of them in an error message. Values under 4 characters are left out:
  * they would shred the message (the field patterns still catch them).
  */
@@ -71,8 +82,15 @@ function wireForms(secrets: readonly (string | undefined)[]): string[] {
     if (!secret || secret.length < 4) continue;
     add(secret);
     add(SCHEME_VALUE.exec(secret)?.[1]);
-    add(new URLSearchParams({ v: secret }).toString().slice(2));
-    add(encodeURIComponent(secret));
+    for (const encoded of [
+      new URLSearchParams({ v: secret }).toString().slice(2),
+      encodeURIComponent(secret),
+      encodeURI(secret),
+    ]) {
+      add(encoded);
+      // Percent-encoding is case-insensitive (RFC 3986 2.1): a server may echo `%2f` for `%2F`.
+      add(encoded.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()));
+    }
     add(JSON.stringify(secret).slice(1, -1));
   }
   return [...forms].sort((a, b) => b.length - a.length);

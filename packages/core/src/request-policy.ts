@@ -446,26 +446,41 @@ export class RequestPolicy<R = unknown> {
    * carried keyfob's headers. A 401 from a hop the token never reached (a foreign redirect target)
    * says nothing about it. Synchronous and allocation-free for every other status.
    *
-   * @param responseHeaders the response's headers (`Headers` or a plain object); read only on a 401.
+   * Call it for every response, whatever its status: with DPoP, a resource server may send a new
+   * `DPoP-Nonce` on any response (RFC 9449 9), and the next proof for that origin must carry it.
+   *
+   * @param responseHeaders the response's headers (`Headers` or a plain object); read only on a 401,
+   *   or with DPoP on a response to a request that carried a proof.
    */
   rejected(attempt: RequestAttempt, status: number, responseHeaders?: unknown): boolean {
-    if (status !== 401) return false;
+    if (status !== 401) {
+      if (this.#dpop !== undefined && attempt.sent?.dpop !== undefined)
+        this.#keepNonce(attempt, responseHeaders);
+      return false;
+    }
     const sent = attempt.sent;
     if (sent === undefined) return false;
     if (sent.dpop !== undefined && this.#dpop !== undefined) {
       // RFC 9449 9: the resource server wants its nonce in the proof. Not a verdict on the token:
       // answered with exactly one more attempt carrying the nonce, the token kept; a second challenge
       // goes to the caller. (Also with retryOn401: false, or DPoP could never work with that server.)
-      const nonce = headerValue(responseHeaders, 'dpop-nonce');
+      const nonce = this.#keepNonce(attempt, responseHeaders);
       if (nonce !== undefined && isUseDpopNonce(headerValue(responseHeaders, 'www-authenticate'))) {
-        const url = RequestAttempt.proofUrl(attempt);
-        if (url !== undefined) this.#dpop.rememberNonce(url, nonce);
         attempt.nonceChallenge = !attempt.nonceRetried;
         // A second challenge: the nonce keeps failing. Not the token's fault either: to the caller.
         return attempt.nonceChallenge;
       }
     }
     return this.#retryOn401;
+  }
+
+  /** Keeps the response's `DPoP-Nonce` (if any) for the origin the proof was made for; returns it. */
+  #keepNonce(attempt: RequestAttempt, responseHeaders: unknown): string | undefined {
+    const nonce = headerValue(responseHeaders, 'dpop-nonce');
+    if (nonce === undefined) return undefined;
+    const url = RequestAttempt.proofUrl(attempt);
+    if (url !== undefined) this.#dpop!.rememberNonce(url, nonce);
+    return nonce;
   }
 
   /**

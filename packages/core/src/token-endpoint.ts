@@ -1,6 +1,6 @@
 import { type TokenScopeInfo, traceTokenRequest } from './diagnostics.js';
 import { ErrorCode, KeyfobError, TokenEndpointError, TokenResponseError } from './errors.js';
-import { attachSecrets, redact, safeUrl } from './redact.js';
+import { attachSecrets, quote, redact, safeUrl } from './redact.js';
 
 /** A request to a token endpoint, built by a grant. */
 export interface TokenRequest {
@@ -91,7 +91,8 @@ export function sleep(ms: number, signal?: AbortSignal, keepAlive = false): Prom
   });
 }
 
-function backoff(attempt: number, base: number): number {
+/** Exponential backoff with full jitter, capped at 5 s: the wait before retry number `attempt + 1`. */
+export function backoff(attempt: number, base: number): number {
   const cap = Math.min(base * 2 ** attempt, 5_000);
   return Math.round(cap / 2 + Math.random() * (cap / 2));
 }
@@ -268,15 +269,15 @@ function describeBody(text: string, contentType: string, secrets: readonly (stri
   const t = text.trim();
   if (t === '') return 'an empty body';
   if (/^<(!doctype|html|head|body|\?xml)/i.test(t) || contentType.includes('html')) {
-    const title = /<title[^>]*>([^<]{0,80})/i.exec(t)?.[1]?.trim();
-    return `an HTML page${title ? ` ("${redact(title, secrets)}")` : ''} instead of JSON`;
+    const title = /<title[^>]*>([^<]*)/i.exec(t)?.[1]?.trim();
+    return `an HTML page${title ? ` ("${quote(title, 80, secrets)}")` : ''} instead of JSON`;
   }
   // A broken or truncated JSON object is most likely a token response: quoting its start would
   // print a token prefix (`{"access_token":"eyJ...`), so only its shape is described.
   if (t.startsWith('{') || t.startsWith('[')) {
     return `a body that is not JSON (${t.length} characters starting with "${t[0]}", cut or malformed)`;
   }
-  return `a body that is not JSON (starts with ${JSON.stringify(redact(t.slice(0, 40), secrets))})`;
+  return `a body that is not JSON (starts with ${JSON.stringify(quote(t, 40, secrets))})`;
 }
 
 /** A `Location` header, printable: absolute URL without credentials or query, or a note that it does not parse. */
@@ -318,6 +319,8 @@ export async function postTokenRequest(
   signal?: AbortSignal,
   /** Who asks, for the `keyfob:token-request` diagnostics channel (each attempt is traced). */
   diag?: TokenScopeInfo,
+  /** Called when an attempt failed and another will follow (before the backoff or Retry-After wait). */
+  onRetry?: () => void,
 ): Promise<Record<string, unknown>> {
   const where = safeUrl(tokenUrl);
   const headers: Record<string, string> = {
@@ -437,12 +440,12 @@ export async function postTokenRequest(
         body && typeof body === 'object' && !Array.isArray(body)
           ? (body as Record<string, unknown>)
           : undefined;
-      const oauthError = typeof obj?.error === 'string' ? safe(obj.error.slice(0, 100)) : undefined;
+      const oauthError = typeof obj?.error === 'string' ? quote(obj.error, 100, secrets) : undefined;
       const description =
         typeof obj?.error_description === 'string'
-          ? safe(obj.error_description.slice(0, 300))
+          ? quote(obj.error_description, 300, secrets)
           : typeof obj?.message === 'string'
-            ? safe(obj.message.slice(0, 300))
+            ? quote(obj.message, 300, secrets)
             : undefined;
       if (res.ok) {
         if (req.acceptEmpty && text.trim() === '') {
@@ -529,6 +532,7 @@ export async function postTokenRequest(
       attempt--;
       continue;
     }
+    onRetry?.();
     try {
       await sleep(retryDelay ?? backoff(attempt, opts.retryBaseDelayMs), signal, keepAlive);
     } catch {

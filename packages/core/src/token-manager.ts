@@ -114,6 +114,8 @@ export class TokenManager {
   /** Access token -> its entry, so `invalidate(token)` finds it in O(1). */
   readonly #byToken: BoundedCache<Entry>;
   readonly #inflight = new Map<string, Promise<Entry>>();
+  /** Callers waiting for a key's renewal with a still-valid token: released when an attempt of it fails. */
+  readonly #waiting = new Map<string, () => void>();
   readonly #invalidated = new BoundedCache<true>(1_000);
   readonly #now: () => number;
   readonly #store: SharedStore | undefined;
@@ -147,6 +149,9 @@ export class TokenManager {
           allowInsecureHttp: o.allowInsecureHttp,
           maxAgeMs: DISCOVERY_MAX_AGE_MS,
           now: o.now,
+          retries: o.retries,
+          retryBaseDelayMs: o.retryBaseDelayMs,
+          maxRetryAfterMs: o.maxRetryAfterMs,
         })
       : undefined;
     this.#hot = new HotSlot(o.now, isNativeClock(o.now));
@@ -401,14 +406,51 @@ export class TokenManager {
       : current?.expiresAt === Number.NEGATIVE_INFINITY
         ? 'invalidated'
         : 'expired';
-    const obtained = this.#obtain(key, replacing, trigger).catch((error: unknown) => {
+    const servable = (): Entry | undefined => {
+      const now = this.#l1.peek(key.key);
+      return !force && now !== undefined && servableAfterFailure(now, this.#now()) ? now : undefined;
+    };
+    let obtained = this.#obtain(key, replacing, trigger).catch((error: unknown) => {
       // The renewal failed: a token that has not expired is still served (unless the caller asked
       // for a new one).
-      const current = this.#l1.peek(key.key);
-      if (!force && current !== undefined && servableAfterFailure(current, this.#now())) return current;
+      const fallback = servable();
+      if (fallback !== undefined) return fallback;
       throw error;
     });
+    if (!force && current !== undefined && current.struggling && servable()) {
+      // The renewal already retries a failed attempt: it is not awaited for a token that is still valid.
+      return keepAliveWhile(Promise.resolve(current));
+    }
+    if (!force && current !== undefined && servable()) {
+      // Waiting inside the expiry buffer for a renewal that is expected to work: once one of its attempts
+      // fails (it then waits out a backoff or a Retry-After), the still-valid token is served instead.
+      const released = new Promise<void>((resolve) => {
+        const others = this.#waiting.get(key.key);
+        this.#waiting.set(
+          key.key,
+          others
+            ? () => {
+                others();
+                resolve();
+              }
+            : resolve,
+        );
+      });
+      const renewal = obtained;
+      obtained = Promise.race([renewal, released.then(() => servable() ?? renewal)]);
+    }
     return keepAliveWhile(raceSignal(obtained, options?.signal));
+  }
+
+  /** An attempt of this key's renewal failed and another will follow: stop making callers wait for it. */
+  #struggling(key: CacheKey): void {
+    const entry = this.#l1.peek(key.key);
+    if (entry !== undefined) entry.struggling = true;
+    const release = this.#waiting.get(key.key);
+    if (release !== undefined) {
+      this.#waiting.delete(key.key);
+      release();
+    }
   }
 
   #renewInBackground(entry: Entry, now: number): void {
@@ -423,13 +465,18 @@ export class TokenManager {
     const previous = this.#l1.peek(key.key)?.token;
     const p = this.#acquire(key, replacing);
     this.#inflight.set(key.key, p);
+    const settled = () => {
+      if (this.#inflight.get(key.key) !== p) return;
+      this.#inflight.delete(key.key);
+      this.#waiting.delete(key.key);
+    };
     p.then(
       (entry) => {
-        if (this.#inflight.get(key.key) === p) this.#inflight.delete(key.key);
+        settled();
         if (previous !== undefined) this.#refreshed(key, trigger, previous, { token: entry.token });
       },
       (error: unknown) => {
-        if (this.#inflight.get(key.key) === p) this.#inflight.delete(key.key);
+        settled();
         this.#status.failed(this.#now(), error);
         if (previous !== undefined) this.#refreshed(key, trigger, previous, { error });
         this.#renewalFailed(key, error);
@@ -577,11 +624,14 @@ export class TokenManager {
       signal,
       now: this.#now,
       request: (req) =>
-        postTokenRequest(url, req, this.#endpoint, signal, {
-          grantType: this.#grant.type,
-          subject: key.subject,
-          scope: key.scope,
-        }),
+        postTokenRequest(
+          url,
+          req,
+          this.#endpoint,
+          signal,
+          { grantType: this.#grant.type, subject: key.subject, scope: key.scope },
+          () => this.#struggling(key),
+        ),
     };
   }
 
@@ -617,6 +667,7 @@ export class TokenManager {
       ...freshnessOf(token, this.#o, now),
       retryAt: 0,
       failures: 0,
+      struggling: false,
       key,
     };
     if (!this.#closed) {

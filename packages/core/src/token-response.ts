@@ -1,5 +1,5 @@
 import { TokenResponseError } from './errors.js';
-import { REDACTED, redact, secretsOf } from './redact.js';
+import { quote, REDACTED, redact, secretsOf } from './redact.js';
 import type { AccessToken, StoredToken } from './types.js';
 
 export interface NormaliseOptions {
@@ -151,15 +151,32 @@ export function normaliseTokenResponse(body: unknown, opts: NormaliseOptions): A
   const accessToken = raw.access_token;
   if ((accessToken === undefined || accessToken === null) && typeof raw.error === 'string') {
     const description =
-      typeof raw.error_description === 'string' ? `: ${raw.error_description.slice(0, 200)}` : '';
+      typeof raw.error_description === 'string' ? `: ${quote(raw.error_description, 200, secrets)}` : '';
     fail(
-      `The token endpoint answered 2xx with an OAuth error instead of a token (${raw.error.slice(0, 60)}${description}).`,
+      `The token endpoint answered 2xx with an OAuth error instead of a token (${quote(raw.error, 60, secrets)}${description}).`,
       'Read the error: the provider rejected the request but did not say so in the HTTP status.',
       where,
     );
   }
-  if (typeof accessToken !== 'string' || accessToken.trim() === '') {
-    const fields = Object.keys(raw).slice(0, 10).join(', ') || 'none';
+  if (
+    accessToken !== undefined &&
+    accessToken !== null &&
+    (typeof accessToken !== 'string' || accessToken.trim() === '')
+  ) {
+    fail(
+      typeof accessToken === 'string'
+        ? 'The token response has an empty access_token.'
+        : `The token response's access_token is a ${Array.isArray(accessToken) ? 'array' : typeof accessToken}, not a string.`,
+      'The provider answered a malformed token response (RFC 6749 5.1: access_token is a string).',
+      where,
+    );
+  }
+  if (typeof accessToken !== 'string') {
+    const fields =
+      Object.keys(raw)
+        .slice(0, 10)
+        .map((k) => quote(k, 40, secrets))
+        .join(', ') || 'none';
     fail(
       `The token response has no access_token (fields present: ${fields}).`,
       'Check the token URL and grant type; some providers answer 200 with an error object.',
@@ -196,7 +213,7 @@ export function normaliseTokenResponse(body: unknown, opts: NormaliseOptions): A
       );
     } else if (t !== 'bearer') {
       fail(
-        `The token endpoint issued a "${rawType.slice(0, 20)}" token; keyfob sends Bearer and DPoP tokens only.`,
+        `The token endpoint issued a "${quote(rawType, 20, secrets)}" token; keyfob sends Bearer and DPoP tokens only.`,
         'Proof-of-possession tokens other than DPoP (MAC, ...) are not supported.',
         where,
       );
@@ -206,7 +223,9 @@ export function normaliseTokenResponse(body: unknown, opts: NormaliseOptions): A
     // RFC 9449 7.1: a server that does not support DPoP ignores the proof and issues a Bearer token.
     // Sending it as a DPoP token would fail at every API, and as Bearer would silently drop the binding.
     fail(
-      'The token endpoint answered a DPoP request with a Bearer token: it did not bind the token to the DPoP key.',
+      typeof rawType === 'string' && rawType !== ''
+        ? 'The token endpoint answered a DPoP request with a Bearer token: it did not bind the token to the DPoP key.'
+        : 'The token endpoint answered a DPoP request with a token without token_type (RFC 9449 5 requires token_type DPoP for a bound token): it did not bind the token to the DPoP key.',
       'Enable DPoP for this client at the provider (check dpop_signing_alg_values_supported in its metadata), or turn dpop off.',
       where,
     );
@@ -221,7 +240,7 @@ export function normaliseTokenResponse(body: unknown, opts: NormaliseOptions): A
     }
     if (!Number.isFinite(seconds) && seconds !== Number.POSITIVE_INFINITY) {
       fail(
-        `expires_in is not a number (${JSON.stringify(String(expiresIn).slice(0, 30))}).`,
+        `expires_in is not a number (${JSON.stringify(quote(String(expiresIn), 30, secrets))}).`,
         'The response is malformed.',
         where,
       );
@@ -245,7 +264,7 @@ export function normaliseTokenResponse(body: unknown, opts: NormaliseOptions): A
       const at = parseInstant(absolute);
       if (at === undefined) {
         fail(
-          `The token expiry ${JSON.stringify(String(absolute).slice(0, 40))} is not a date.`,
+          `The token expiry ${JSON.stringify(quote(String(absolute), 40, secrets))} is not a date.`,
           'The response is malformed.',
           where,
         );

@@ -163,7 +163,10 @@ describe('discovery', () => {
     const server = await authServer();
     const mismatch = await failure(manager(`${server.issuer}/`).getToken());
     expect(mismatch.message).toContain(`issuer ${server.issuer}/`);
-    expect(mismatch.message).toContain(`names issuer ${server.issuer}`);
+    // Both as written: the trailing slash, the only difference, shows.
+    expect(mismatch.message).toContain(
+      `names issuer "${server.issuer}", not the configured "${server.issuer}/"`,
+    );
     expect(mismatch.hint).toMatch(/exact match/);
 
     const html = await startServer(() => ({
@@ -238,5 +241,72 @@ describe('discovery', () => {
     });
     running.push(new TokenManager({ tokenUrl: server.tokenUrl, grant: without }));
     expect(() => without.authorizationUrl()).toThrow(/no authorizeUrl/);
+  });
+});
+
+describe('discovery failures: retried when transient, each with the hint that fits', () => {
+  function metadataServer(answers: { status: number; headers?: Record<string, string>; body?: unknown }[]) {
+    let n = 0;
+    let origin = '';
+    return startServer((req) => {
+      if (req.method === 'POST')
+        return { body: { access_token: 'tok-disc-0001', token_type: 'Bearer', expires_in: 600 } };
+      const a = answers[Math.min(n++, answers.length - 1)]!;
+      return a.status === 200
+        ? { body: { issuer: origin, token_endpoint: `${origin}/token`, ...(a.body as object) } }
+        : { status: a.status, headers: a.headers ?? {}, body: a.body ?? { error: 'unavailable' } };
+    }).then((s) => {
+      origin = s.origin;
+      running.push(s);
+      return s;
+    });
+  }
+
+  it('a 503, then a 429 with Retry-After: retried with the token endpoint retry settings, then the token', async () => {
+    const server = await metadataServer([
+      { status: 503 },
+      { status: 429, headers: { 'retry-after': '0' } },
+      { status: 200 },
+    ]);
+    const tokens = new TokenManager({
+      issuer: server.origin,
+      grant: clientCredentials({ clientId: 'c', clientSecret: 'discovery-secret' }),
+      retryBaseDelayMs: 5,
+    });
+    running.push(tokens);
+    expect((await tokens.getToken()).accessToken).toBe('tok-disc-0001');
+    expect(server.requests.filter((r) => r.method === 'GET')).toHaveLength(3);
+  });
+
+  it('a 503 that persists: a ConfigurationError after the retries, whose hint says the endpoint fails (not the issuer value)', async () => {
+    const server = await metadataServer([{ status: 503 }]);
+    const tokens = new TokenManager({
+      issuer: server.origin,
+      grant: clientCredentials({ clientId: 'c', clientSecret: 'discovery-secret' }),
+      retries: 1,
+      retryBaseDelayMs: 5,
+    });
+    running.push(tokens);
+    const error = await failure(tokens.getToken());
+    expect(server.requests).toHaveLength(2);
+    expect(error.message).toMatch(/answered 503/);
+    expect(error.hint).toMatch(/failing or rate-limiting/);
+    expect(error.hint).not.toMatch(/identifier the provider publishes/);
+  });
+
+  it('a 401 is not retried; its hint says metadata must be public', async () => {
+    const server = await metadataServer([{ status: 401 }]);
+    const error = await failure(manager(server.origin).getToken());
+    expect(server.requests).toHaveLength(1);
+    expect(error.hint).toMatch(/must be public/);
+  });
+
+  it('a relative or unparsable token_endpoint: "not an absolute URL", with a hint', async () => {
+    for (const value of ['/token', 'not a url']) {
+      const server = await metadataServer([{ status: 200, body: { token_endpoint: value } }]);
+      const error = await failure(manager(server.origin).getToken());
+      expect(error.message).toContain(`token_endpoint ${JSON.stringify(value)} is not an absolute URL`);
+      expect(error.hint).toMatch(/absolute URLs/);
+    }
   });
 });

@@ -11,8 +11,13 @@ import {
 const policy = { refreshMarginMs: 60_000, expiryBufferMs: 5_000 };
 const T0 = 1_700_000_000_000;
 
-function state(lifetimeMs: number, failures = 0): RenewalState {
-  return { ...freshnessOf({ expiresAt: T0 + lifetimeMs, obtainedAt: T0 }, policy, T0), failures, retryAt: 0 };
+function state(lifetimeMs: number, failures = 0, struggling = false): RenewalState {
+  return {
+    ...freshnessOf({ expiresAt: T0 + lifetimeMs, obtainedAt: T0 }, policy, T0),
+    failures,
+    retryAt: 0,
+    struggling,
+  };
 }
 
 describe('freshnessOf', () => {
@@ -31,7 +36,7 @@ describe('freshnessOf', () => {
     const f = freshnessOf({}, policy, T0);
     expect(f.refreshAt).toBe(Number.POSITIVE_INFINITY);
     expect(f.expiresAt).toBe(Number.POSITIVE_INFINITY);
-    expect(decide({ ...f, failures: 0, retryAt: 0 }, T0 + 1e12)).toBe('serve');
+    expect(decide({ ...f, failures: 0, retryAt: 0, struggling: false }, T0 + 1e12)).toBe('serve');
   });
 
   it('the buffer is never larger than the margin', () => {
@@ -62,6 +67,12 @@ describe('decide', () => {
     const failing = state(100_000, 1);
     expect(decide(failing, T0 + 97_000)).toBe('serve-and-renew');
     expect(decide(failing, T0 + 100_000)).toBe('expired');
+  });
+
+  it('while the running renewal retries a failed attempt (backoff, Retry-After), callers are served, not made to wait', () => {
+    const retrying = state(100_000, 0, true);
+    expect(decide(retrying, T0 + 97_000)).toBe('serve-and-renew');
+    expect(decide(retrying, T0 + 100_000)).toBe('expired');
   });
 
   it('after a failed renewal, a token is servable until it expires, not after', () => {

@@ -3,6 +3,7 @@ import { type RecordedRequest, type Reply, rejection, startServer } from '@keyfo
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   clientCredentials,
+  customGrant,
   normaliseTokenResponse,
   passwordGrant,
   REDACTED,
@@ -304,5 +305,93 @@ describe('normaliseTokenResponse quotes nothing secret', () => {
     expect(err).toBeInstanceOf(TokenResponseError);
     expect(inspect(err)).not.toContain(SECRET);
     expect(JSON.stringify(err)).not.toContain(SECRET);
+  });
+});
+
+describe('a secret crossing a length limit of the quoted text', () => {
+  // The secret starts a few characters before each cut, so a cut made before redaction would leave
+  // most of it behind.
+  const LONG = 'PLAINSECRETabcdefghijklmnop0123456789';
+  const pad = (cut: number, lead = 'client_secret ') => 'p'.repeat(cut - lead.length - 5) + lead;
+  const cases: [string, Reply][] = [
+    [
+      'error_description (300)',
+      { status: 400, body: { error: 'invalid_request', error_description: pad(300) + LONG } },
+    ],
+    ['message (300)', { status: 400, body: { message: pad(300) + LONG } }],
+    ['error (100)', { status: 401, body: { error: pad(100) + LONG } }],
+    [
+      'a text body (40)',
+      { status: 500, headers: { 'content-type': 'text/plain' }, body: pad(40, ' ') + LONG },
+    ],
+    [
+      'an HTML title (80)',
+      {
+        status: 502,
+        headers: { 'content-type': 'text/html' },
+        body: `<html><title>${pad(80, ' ')}${LONG}</title></html>`,
+      },
+    ],
+    [
+      'a 200 OAuth error (error 60, description 200)',
+      { body: { error: pad(60, ' ') + LONG, error_description: pad(200) + LONG } },
+    ],
+    [
+      'a 200 with a bad expires_in (30)',
+      { body: { access_token: 'tok-cut-0001', expires_in: pad(30, ' ') + LONG } },
+    ],
+    [
+      'a 200 with a bad expiration (40)',
+      { body: { access_token: 'tok-cut-0001', expiration: pad(40, ' ') + LONG } },
+    ],
+    [
+      'a 200 with an unknown token_type (20)',
+      { body: { access_token: 'tok-cut-0001', token_type: `mac${LONG}` } },
+    ],
+  ];
+  for (const [name, reply] of cases) {
+    it(`${name}: no part of the secret survives`, async () => {
+      const server = await endpoint([reply]);
+      const m = new TokenManager({
+        tokenUrl: `${server.url}/token`,
+        grant: clientCredentials({ clientId: 'c', clientSecret: LONG, clientAuth: 'body' }),
+        retries: 0,
+      });
+      cleanup.push(() => m.close());
+      const error = await m.getToken().then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+      expect(error).toBeInstanceOf(Error);
+      const texts = [
+        error!.message,
+        String(error!.stack),
+        JSON.stringify(error),
+        inspect(error, { depth: 6 }),
+      ];
+      for (const t of texts) expect(t).not.toContain(LONG.slice(0, 8));
+      expect(error!.message).toContain(REDACTED.slice(0, 4));
+    });
+  }
+
+  it('a customGrant error message over 300 characters: a token field crossing the cut is hidden', async () => {
+    const m = new TokenManager({
+      grant: customGrant(async () => {
+        throw new Error(`${'x'.repeat(280)} {"access_token":"${LONG}"}`);
+      }),
+    });
+    cleanup.push(() => m.close());
+    const error = await m.getToken().then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(error?.message).not.toContain(LONG.slice(0, 8));
+  });
+
+  it('percent-encoding in lower-case hex is redacted too', () => {
+    const secret = 'a/b+c=d&e f';
+    const lower = encodeURIComponent(secret).replace(/%[0-9A-F]{2}/g, (x) => x.toLowerCase());
+    expect(lower).not.toBe(encodeURIComponent(secret));
+    expect(redactSecrets(`got ${lower} here`, [secret])).toBe(`got ${REDACTED} here`);
   });
 });

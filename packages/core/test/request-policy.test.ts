@@ -326,3 +326,28 @@ describe('isReplayableBody', () => {
     for (const b of no) expect(isReplayableBody(b)).toBe(false);
   });
 });
+
+describe('RequestPolicy: DPoP nonces on any response', () => {
+  const nonceOf = (proof: string | undefined) =>
+    JSON.parse(Buffer.from(proof!.split('.')[1]!, 'base64url').toString()).nonce as string | undefined;
+
+  it('a DPoP-Nonce on a 200 (RFC 9449 9: a server may rotate it at any time) goes into the next proof for that origin', async () => {
+    const tokens = new TokenManager({
+      grant: customGrant(async () => ({ access_token: 'at_dpop_1', token_type: 'DPoP', expires_in: 3600 })),
+      dpop: true,
+    });
+    const policy = new RequestPolicy(tokens, { origins: [API] }, { name: 'test' });
+    const first = policy.start(`${API}/items`)!;
+    const sent = await policy.headers(first, 'GET', `${API}/items`);
+    expect(sent.authorization).toBe('DPoP at_dpop_1');
+    expect(nonceOf(sent.dpop)).toBeUndefined();
+    expect(policy.rejected(first, 200, new Headers({ 'dpop-nonce': 'nonce-from-a-200' }))).toBe(false);
+    const next = policy.start(`${API}/other`)!;
+    expect(nonceOf((await policy.headers(next, 'POST', `${API}/other`)).dpop)).toBe('nonce-from-a-200');
+    // A plain-object header map works the same; a later nonce replaces it.
+    expect(policy.rejected(next, 204, { 'dpop-nonce': 'nonce-from-a-204' })).toBe(false);
+    const third = policy.start(`${API}/x`)!;
+    expect(nonceOf((await policy.headers(third, 'GET', `${API}/x`)).dpop)).toBe('nonce-from-a-204');
+    await tokens.close();
+  });
+});

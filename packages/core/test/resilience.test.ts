@@ -104,6 +104,33 @@ describe('serve while the token endpoint is down', () => {
     expect(second.accessToken).not.toBe(first.accessToken);
   });
 
+  it('a renewal waiting out a Retry-After (429 or 503) does not hold callers inside the buffer: the valid token is served at once', async () => {
+    for (const status of [429, 503]) {
+      const server = await provider(100); // buffer 5 s
+      const clock = fakeClock();
+      const m = manager(server, { clock, retries: 1 });
+      const first = await m.getToken();
+      let answered = 0;
+      server.override = () =>
+        answered++ === 0
+          ? { status, headers: { 'retry-after': '1' }, body: { error: 'slow_down' } }
+          : undefined;
+      clock.set(first.expiresAt! - 3_000); // inside the buffer, no renewal tried yet: this caller waits...
+      const waiter = m.getToken();
+      // ...until the renewal's first attempt fails; then it gets the still-valid token, before the retry.
+      expect((await waiter).accessToken).toBe(first.accessToken);
+      expect(server.tokenRequests()).toHaveLength(2);
+      // Later callers, while the renewal waits out Retry-After: served at once.
+      expect(await m.getAuthorizationHeader()).toBe(`Bearer ${first.accessToken}`);
+      expect(server.tokenRequests()).toHaveLength(2);
+      // The retry then works, and the new token replaces the old one.
+      expect(await waitFor(() => server.tokenRequests().length === 3)).toBe(true);
+      expect(await waitFor(() => answered === 2)).toBe(true);
+      await new Promise((r) => setTimeout(r, 20));
+      expect((await m.getToken()).accessToken).not.toBe(first.accessToken);
+    }
+  });
+
   it('refreshFailed says until when the current token is served: its expiry', async () => {
     const server = await provider(100);
     const clock = fakeClock();

@@ -6,6 +6,7 @@ import {
   ConfigurationError,
   clientCredentials,
   jwtBearer,
+  LoginRequiredError,
   passwordGrant,
   TokenEndpointError,
   TokenManager,
@@ -120,7 +121,7 @@ describe('tokenExchange (RFC 8693)', () => {
     });
   });
 
-  it("an injected clock: the cap is the subject token's exp on the manager's clock, and the token is renewed once that passes", async () => {
+  it("an injected clock: the cap is the subject token's exp on the manager's clock; once that passes, the expired subject token is not exchanged", async () => {
     let n = 0;
     const endpoint = track(
       await startServer(() => ({
@@ -143,7 +144,31 @@ describe('tokenExchange (RFC 8693)', () => {
     expect(first.expiresAt).toBeGreaterThan(now + 500_000);
     expect((await tokens.getToken({ subjectToken: subject })).accessToken).toBe('exchanged-1');
     now = exp * 1000 + 1_000; // the subject token has expired, and so has the exchanged one
-    expect((await tokens.getToken({ subjectToken: subject })).accessToken).toBe('exchanged-2');
+    const expired = await rejection(tokens.getToken({ subjectToken: subject }));
+    expect(expired).toBeInstanceOf(LoginRequiredError);
+    expect((expired as Error).message).toMatch(/subject token expired 1 s ago/);
+    expect(endpoint.requests).toHaveLength(1); // nothing sent for it
+  });
+
+  it('a subject token with under a second left: the exchanged token expires with it, not a second later', async () => {
+    const endpoint = track(
+      await startServer(() => ({
+        body: { access_token: 'exchanged-short', token_type: 'Bearer', expires_in: 3600 },
+      })),
+    );
+    const now = Date.UTC(2035, 0, 1);
+    const expMs = now + 400;
+    const subject = `e30.${Buffer.from(JSON.stringify({ sub: 'alice', exp: expMs / 1000 })).toString('base64url')}.sig`;
+    const tokens = track(
+      new TokenManager({
+        tokenUrl: endpoint.url,
+        clock: { now: () => now },
+        grant: tokenExchange({ clientId: 'svc', clientSecret: 'svc-secret', clientAuth: 'body' }),
+      }),
+    );
+    const token = await tokens.getToken({ subjectToken: subject });
+    expect(token.expiresAt).toBeLessThanOrEqual(expMs);
+    expect(token.expiresAt).toBeGreaterThan(now);
   });
 
   it('a subject token the server rejects is a TokenEndpointError that does not quote it', async () => {

@@ -85,13 +85,24 @@ describe('normaliseTokenResponse: token and type', () => {
     refused({ access_token: 'a', token_type: 'DPoP', expires_in: 60 });
     refused({ access_token: 'a', token_type: 'Bearer', expires_in: 60 }, { expectedTokenType: 'DPoP' });
     refused({ access_token: 'a', token_type: 'mac', expires_in: 60 });
+    // No token_type is a Bearer token (RFC 6749 5.1), and the message says which it was.
+    expect(refused({ access_token: 'a', expires_in: 60 }, { expectedTokenType: 'DPoP' }).message).toMatch(
+      /a token without token_type/,
+    );
+    expect(
+      refused({ access_token: 'a', token_type: 'Bearer', expires_in: 60 }, { expectedTokenType: 'DPoP' })
+        .message,
+    ).toMatch(/with a Bearer token/);
   });
 
   it('no object, no access_token, an empty one, or a 2xx OAuth error is refused', () => {
     refused('text');
     refused([{ access_token: 'a' }]);
     expect(refused({ token_type: 'Bearer', expires_in: 60 }).message).toMatch(/fields present: token_type/);
-    refused({ access_token: '  ', expires_in: 60 });
+    expect(refused({ access_token: '  ', expires_in: 60 }).message).toMatch(/an empty access_token/);
+    expect(refused({ access_token: 12345, expires_in: 60 }).message).toMatch(
+      /access_token is a number, not a string/,
+    );
     expect(refused({ error: 'invalid_client' }).message).toMatch(/invalid_client/);
   });
 

@@ -1,5 +1,5 @@
 import { type ClientAssertionOptions, ClientAuth } from '../client-auth.js';
-import { ConfigurationError } from '../errors.js';
+import { ConfigurationError, LoginRequiredError } from '../errors.js';
 import { decodeJwtClaims } from '../jwt.js';
 import { REDACTED } from '../redact.js';
 import {
@@ -121,6 +121,14 @@ export function tokenExchange(options: TokenExchangeOptions): Grant {
       const { method, assertion } = auth.resolve(ctx.authMethods);
       // The manager's clock: the cap below is turned into an expiry with it.
       const requestedAt = ctx.now();
+      const left = secondsLeft(subjectToken, requestedAt);
+      if (left !== undefined && left <= 0) {
+        // Whatever the server answered, the result could not be used: it must not outlive this token.
+        throw new LoginRequiredError(
+          `tokenExchange: the subject token expired ${Math.ceil(-left)} s ago (its JWT exp); it was not exchanged.`,
+          { hint: 'The caller must present a fresh token: its own has expired.' },
+        );
+      }
       const raw = await encoding.send(ctx.request, (basicEncoding) =>
         buildRequest({
           grantType: 'token_exchange',
@@ -146,14 +154,11 @@ export function tokenExchange(options: TokenExchangeOptions): Grant {
       );
       // Never cached longer than the subject token lives: a token obtained on a user's behalf must not
       // outlast the user's own.
-      const left = secondsLeft(subjectToken, requestedAt);
       if (left !== undefined) {
         const given = Number(raw.expires_in);
-        const capped = Math.max(
-          1,
-          Math.floor(Number.isFinite(given) && given > 0 ? Math.min(given, left) : left),
-        );
-        return { ...raw, expires_in: capped };
+        const cap = Number.isFinite(given) && given > 0 ? Math.min(given, left) : left;
+        // Whole seconds, rounded down; under one second left, the fraction itself (never rounded up).
+        return { ...raw, expires_in: cap >= 1 ? Math.floor(cap) : cap };
       }
       return raw;
     },
