@@ -38,6 +38,14 @@ function kindsOf(value: unknown): readonly string[] | undefined {
   return Array.isArray(kinds) ? (kinds as string[]) : undefined;
 }
 
+/** What to check for the codes whose errors are built in many places without a hint of their own. */
+const DEFAULT_HINTS: Partial<Record<ErrorCode, string>> = {
+  [ErrorCode.Aborted]:
+    'Your AbortSignal fired (a timeout or a cancelled request) while this call waited; the shared token request goes on for other callers. Call again to retry.',
+  [ErrorCode.Closed]:
+    'tokens.close() was called: this manager gives out no more tokens. Create a new TokenManager, or close it only at shutdown.',
+};
+
 /**
  * Base class of every error keyfob throws. `message` says what happened, `hint` what to check.
  * Messages are redacted when built; `toJSON` and `util.inspect` print only safe fields.
@@ -48,11 +56,13 @@ export class KeyfobError extends Error {
   readonly hint: string | undefined;
 
   constructor(message: string, options: KeyfobErrorOptions = {}) {
-    const msg = redact(options.hint ? `${message} ${options.hint}` : message);
+    const code = options.code ?? ErrorCode.Configuration;
+    const hint = options.hint ?? DEFAULT_HINTS[code];
+    const msg = redact(hint ? `${message} ${hint}` : message);
     super(msg, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
-    this.code = options.code ?? ErrorCode.Configuration;
-    this.hint = options.hint === undefined ? undefined : redact(options.hint);
+    this.code = code;
+    this.hint = hint === undefined ? undefined : redact(hint);
     const kinds: string[] = [];
     for (let c: unknown = new.target; typeof c === 'function' && c !== Error; c = Object.getPrototypeOf(c)) {
       kinds.push((c as { name: string }).name);

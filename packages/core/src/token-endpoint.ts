@@ -1,5 +1,5 @@
 import { type TokenScopeInfo, traceTokenRequest } from './diagnostics.js';
-import { ErrorCode, KeyfobError, TokenEndpointError, TokenResponseError } from './errors.js';
+import { ErrorCode, isKeyfobError, KeyfobError, TokenEndpointError, TokenResponseError } from './errors.js';
 import { attachSecrets, quote, redact, safeUrl } from './redact.js';
 
 /** A request to a token endpoint, built by a grant. */
@@ -272,6 +272,22 @@ function describeBody(text: string, contentType: string, secrets: readonly (stri
     const title = /<title[^>]*>([^<]*)/i.exec(t)?.[1]?.trim();
     return `an HTML page${title ? ` ("${quote(title, 80, secrets)}")` : ''} instead of JSON`;
   }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(t);
+  } catch {
+    parsed = undefined;
+  }
+  if (parsed === null) return 'a JSON null';
+  if (Array.isArray(parsed)) return `a JSON array (${parsed.length} items), not an object`;
+  if (parsed !== undefined && typeof parsed === 'object') {
+    const fields = Object.keys(parsed).slice(0, 10);
+    // Field names only: their values may hold a token or an echoed secret.
+    return fields.length === 0
+      ? 'an empty JSON object (no OAuth error code)'
+      : `a JSON object without an OAuth error code (fields: ${fields.map((f) => quote(f, 40, secrets)).join(', ')})`;
+  }
+  if (parsed !== undefined) return `a JSON ${typeof parsed}, not an object`;
   // A broken or truncated JSON object is most likely a token response: quoting its start would
   // print a token prefix (`{"access_token":"eyJ...`), so only its shape is described.
   if (t.startsWith('{') || t.startsWith('[')) {
@@ -507,7 +523,7 @@ export async function postTokenRequest(
       const notResent = !replayable && RETRYABLE_STATUS.has(res.status) && res.status !== 429 && !last;
       retryDelay = retryAfterMs;
       throw new TokenEndpointError(
-        `The token endpoint ${where} answered ${res.status} to a ${req.grantType} request (${what}).`,
+        `The token endpoint ${where} answered ${res.status} to ${/^[aeiou]/i.test(req.grantType) ? 'an' : 'a'} ${req.grantType} request (${what}).`,
         {
           status: res.status,
           ...(oauthError === undefined ? {} : { error: oauthError }),
@@ -542,9 +558,16 @@ export async function postTokenRequest(
   throw lastError!;
 }
 
+/**
+ * The error for a wait that `signal` ended: `KEYFOB_CLOSED` when the manager's close() did it (its
+ * reason is then a closed error), `KEYFOB_ABORTED` for the caller's own signal.
+ */
 export function abortError(signal: AbortSignal | undefined): KeyfobError {
-  return new KeyfobError('The token request was aborted.', {
-    code: ErrorCode.Aborted,
-    cause: signal?.reason,
-  });
+  const reason: unknown = signal?.reason;
+  if (isKeyfobError(reason) && reason.code === ErrorCode.Closed) {
+    return new KeyfobError('The token request was stopped: the TokenManager was closed.', {
+      code: ErrorCode.Closed,
+    });
+  }
+  return new KeyfobError('The token request was aborted.', { code: ErrorCode.Aborted, cause: reason });
 }

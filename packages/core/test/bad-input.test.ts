@@ -98,6 +98,28 @@ describe('bad token endpoint answers', () => {
     expect(server.requests).toHaveLength(1);
   });
 
+  it('valid JSON that is not a token or an OAuth error is described as what it is, not as "not JSON"', async () => {
+    const cases: [Reply, RegExp][] = [
+      [{ status: 400, body: {} }, /answered 400 .*an empty JSON object \(no OAuth error code\)/],
+      [
+        { status: 400, body: { detail: 'x' } },
+        /a JSON object without an OAuth error code \(fields: detail\)/,
+      ],
+      [{ status: 200, headers: { 'content-type': 'application/json' }, body: 'null' }, /a JSON null/],
+      [
+        { status: 200, body: [{ access_token: 'tok-in-array' }] as unknown as Record<string, unknown> },
+        /a JSON array \(1 items\)/,
+      ],
+    ];
+    for (const [reply, message] of cases) {
+      const server = await endpoint([reply]);
+      const err = await expectSafeError(manager(server.url, { retries: 0 }).getToken(), KeyfobError);
+      expect(err.message).toMatch(message);
+      expect(err.message).not.toMatch(/cut or malformed/);
+      expect(err.message).not.toContain('tok-in-array');
+    }
+  });
+
   it('HTML login page with 200: TokenResponseError says so', async () => {
     const server = await endpoint([
       {

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   clientCredentials,
   customGrant,
+  type KeyfobError,
   type TokenEvent,
   TokenManager,
   type TokenManagerOptions,
@@ -251,7 +252,28 @@ describe('abort and close', () => {
     });
     const pending = m.getToken();
     await m.close();
-    await expect(pending).rejects.toMatchObject({ name: 'KeyfobError' });
-    await expect(m.getToken()).rejects.toMatchObject({ code: 'KEYFOB_CLOSED' });
+    // The caller aborted nothing: the waiter learns that the manager was closed, and what to do.
+    await expect(pending).rejects.toMatchObject({ name: 'KeyfobError', code: 'KEYFOB_CLOSED' });
+    const later = (await m.getToken().catch((e: unknown) => e)) as KeyfobError;
+    expect(later).toMatchObject({ code: 'KEYFOB_CLOSED' });
+    expect(later.hint).toMatch(/close\(\) was called/);
+  });
+
+  it('a caller whose own signal aborts gets KEYFOB_ABORTED with a hint', async () => {
+    const server = await startServer(async () => {
+      await new Promise((r) => setTimeout(r, 200));
+      return { body: { access_token: 'x', expires_in: 60 } };
+    });
+    cleanup.push(() => server.close());
+    const m = new TokenManager({
+      tokenUrl: `${server.url}/t`,
+      grant: clientCredentials({ clientId: 'a', clientSecret: 'bbbb' }),
+    });
+    cleanup.push(() => m.close());
+    const error = (await m
+      .getToken({ signal: AbortSignal.timeout(20) })
+      .catch((e: unknown) => e)) as KeyfobError;
+    expect(error).toMatchObject({ code: 'KEYFOB_ABORTED' });
+    expect(error.hint).toMatch(/AbortSignal fired/);
   });
 });

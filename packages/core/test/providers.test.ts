@@ -5,6 +5,7 @@ import {
   clientCredentials,
   passwordGrant,
   staticToken,
+  TokenEndpointError,
   TokenManager,
 } from '../src/index.js';
 
@@ -46,6 +47,21 @@ describe('seed providers, emulated as documented', () => {
     expect((await callApi(`${server.apiUrl}/v2/applications`, header)).status).toBe(200);
     await tokens.getToken();
     expect(server.tokenRequests()).toHaveLength(1);
+  });
+
+  it("Risk Cloud: 'basic-only' sends no body, so a scope (configured or per call) is a ConfigurationError, not silently dropped", async () => {
+    expect(() =>
+      clientCredentials({ clientId: 'c', clientSecret: 's', clientAuth: 'basic-only', scope: 'read' }),
+    ).toThrow(/'basic-only' sends no request body/);
+    const server = await riskCloud({ clientId: 'c', clientSecret: 's' });
+    cleanup.push(() => server.close());
+    const tokens = new TokenManager({
+      tokenUrl: server.tokenUrl,
+      grant: clientCredentials({ clientId: 'c', clientSecret: 's', clientAuth: 'basic-only' }),
+    });
+    cleanup.push(() => tokens.close());
+    await expect(tokens.getToken({ scope: 'read' })).rejects.toThrow(/so scope cannot be sent/);
+    expect(server.tokenRequests()).toHaveLength(0);
   });
 
   it('Risk Cloud: a pre-generated Access Key works as a static token', async () => {
@@ -233,6 +249,40 @@ describe('Basic header encoding', () => {
     await tokens.invalidate(first);
     await tokens.getToken();
     expect(server.tokenRequests()).toHaveLength(3); // raw straight away now
+  });
+
+  it('both encodings refused: the error counts both attempts and its hint no longer suggests the other encoding', async () => {
+    const server = await riskCloud({ clientId: 'client-abc', clientSecret: 'the-right+secret' });
+    cleanup.push(() => server.close());
+    const tokens = new TokenManager({
+      tokenUrl: server.tokenUrl,
+      grant: clientCredentials({ clientId: 'client-abc', clientSecret: 'a+wrong secret' }),
+    });
+    cleanup.push(() => tokens.close());
+    const error = (await tokens.getToken().catch((e: unknown) => e)) as TokenEndpointError;
+    expect(server.tokenRequests()).toHaveLength(2);
+    expect(error).toBeInstanceOf(TokenEndpointError);
+    expect(error).toMatchObject({ status: 401, attempts: 2 });
+    expect(error.hint).toMatch(/both form-urlencoded .* and unencoded/);
+    expect(error.message).not.toMatch(/set basicEncoding: 'raw'/);
+    expect(error.message).not.toContain('a+wrong secret');
+  });
+
+  it("a client id with ':' is never sent raw (RFC 7617: the first ':' ends the id); an explicit 'raw' is refused", async () => {
+    const server = await riskCloud({ clientId: 'a:b', clientSecret: 'x+y' });
+    cleanup.push(() => server.close());
+    const tokens = new TokenManager({
+      tokenUrl: server.tokenUrl,
+      grant: clientCredentials({ clientId: 'a:b', clientSecret: 'wrong+secret' }),
+    });
+    cleanup.push(() => tokens.close());
+    await expect(tokens.getToken()).rejects.toMatchObject({ status: 401 });
+    expect(server.tokenRequests()).toHaveLength(1);
+    const sent = Buffer.from(server.tokenRequests()[0]!.headers.authorization!.slice(6), 'base64').toString();
+    expect(sent).toBe('a%3Ab:wrong%2Bsecret');
+    expect(() => clientCredentials({ clientId: 'a:b', clientSecret: 's', basicEncoding: 'raw' })).toThrow(
+      /cannot carry a client id that contains ':'/,
+    );
   });
 
   it('an explicit basicEncoding is never second-guessed', async () => {

@@ -57,6 +57,12 @@ export function clientCredentials(options: ClientCredentialsOptions): Grant {
   if (!clientSecret && clientAuth !== 'private_key_jwt' && clientAuth !== 'tls_client_auth') {
     throw new ConfigurationError('clientCredentials: clientSecret is required.');
   }
+  if (clientAuth === 'basic-only' && (scope || (extraParams && Object.keys(extraParams).length > 0))) {
+    throw new ConfigurationError(
+      "clientCredentials: clientAuth 'basic-only' sends no request body, so scope and extra parameters cannot be sent.",
+      { hint: "Use clientAuth: 'basic' (the same Basic header, plus a form body), or drop them." },
+    );
+  }
   const encoding = new BasicEncoding(
     options.basicEncoding,
     clientAuth === 'basic-only' ? 'raw' : 'form',

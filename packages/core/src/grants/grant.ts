@@ -145,7 +145,19 @@ export function buildRequest(input: {
     // A new assertion for every attempt: its jti is single-use, so a retry must not resend it.
     ...(jwt ? { attemptFields: () => assertion!.fields(tokenUrl!) } : {}),
   };
-  if (clientAuth === 'basic-only') return base;
+  if (clientAuth === 'basic-only') {
+    // No body at all: anything but grant_type would be dropped without a word.
+    const lost = Object.keys(fields).filter((k) => k !== 'grant_type');
+    if (lost.length > 0) {
+      throw new ConfigurationError(
+        `${input.grantType}: clientAuth 'basic-only' sends no request body, so ${lost.join(', ')} cannot be sent.`,
+        {
+          hint: "Use clientAuth: 'basic' (the same Basic header, plus a form body), or drop these parameters.",
+        },
+      );
+    }
+    return base;
+  }
   if (clientAuth === 'json') return { ...base, body: fields };
   return { ...base, body: new URLSearchParams(fields) };
 }
@@ -168,9 +180,18 @@ export class BasicEncoding {
     clientSecret: string | undefined,
     clientAuth: ClientAuthMethod,
   ) {
-    this.#current = explicit ?? fallback;
+    // RFC 7617 2: the first ':' ends the user-id, so a raw id with ':' would be read as another id.
+    const rawAmbiguous = clientId?.includes(':') === true;
+    if (explicit === 'raw' && rawAmbiguous && (clientAuth === 'basic' || clientAuth === 'basic-only')) {
+      throw new ConfigurationError(
+        "basicEncoding 'raw' cannot carry a client id that contains ':' (RFC 7617 2: the first ':' ends the id).",
+        { hint: "Use basicEncoding: 'form' (RFC 6749 2.3.1 encodes ':' as %3A), or clientAuth: 'body'." },
+      );
+    }
+    this.#current = explicit ?? (rawAmbiguous ? 'form' : fallback);
     this.#auto =
       explicit === undefined &&
+      !rawAmbiguous &&
       (clientAuth === 'basic' || clientAuth === 'basic-only') &&
       clientId !== undefined &&
       clientSecret !== undefined &&
@@ -202,8 +223,24 @@ export class BasicEncoding {
         const answer = await request(build(other));
         this.#current = other;
         return answer;
-      } catch {
-        throw e; // the first answer, whose hint explains the encodings
+      } catch (second) {
+        const refusedToo =
+          second instanceof TokenEndpointError &&
+          (second.status === 401 || second.error === 'invalid_client');
+        if (!refusedToo) throw e; // the first answer, whose hint explains the encodings
+        // Both encodings refused: the first answer, but its hint can no longer suggest the other one.
+        const hint = e.hint;
+        const base =
+          hint && e.message.endsWith(` ${hint}`) ? e.message.slice(0, -hint.length - 1) : e.message;
+        throw new TokenEndpointError(base, {
+          ...(e.status === undefined ? {} : { status: e.status }),
+          ...(e.error === undefined ? {} : { error: e.error }),
+          ...(e.errorDescription === undefined ? {} : { errorDescription: e.errorDescription }),
+          ...(e.tokenUrl === undefined ? {} : { tokenUrl: e.tokenUrl }),
+          attempts: (e.attempts ?? 1) + ((second as TokenEndpointError).attempts ?? 1),
+          hint: "keyfob sent the client credentials in an HTTP Basic header both form-urlencoded (RFC 6749 2.3.1) and unencoded, and the server refused both: check the client id and secret themselves, and whether the provider wants them in the body (clientAuth: 'body').",
+          cause: second,
+        });
       }
     }
   }
