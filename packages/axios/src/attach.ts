@@ -176,6 +176,15 @@ function send(
 }
 
 /**
+ * What keyfob put on the latest hop of one attempt: the first hop's headers, then those the policy gave
+ * each redirect to an allowed origin (a DPoP proof is made per hop, so its value changes). A redirect
+ * that strips, and the scrub once the response is in, remove these values, not the first hop's.
+ */
+interface Hop {
+  headers: TokenHeaders;
+}
+
+/**
  * Sends `config` with keyfob's `headers` on a private copy (the only object holding them), then hands
  * back what the transport produced with the caller's `config` in place of the copy and the headers
  * scrubbed from the transport's request objects, before axios or the caller see it. Errors axios builds
@@ -191,27 +200,44 @@ function transmit(
   headers: TokenHeaders,
 ): Promise<AxiosResponse> {
   const sent = copyOf(config);
+  const hop: Hop = { headers };
   sent.headers = withHeaders(config.headers, headers);
-  sent.beforeRedirect = redirectHook(policy, attempt, config.beforeRedirect, headers);
+  sent.beforeRedirect = redirectHook(policy, attempt, config.beforeRedirect, hop);
   let pending: Promise<AxiosResponse>;
   try {
     pending = adapter(sent);
   } catch (error) {
-    throw restore(error, config, sent, headers);
+    throw restore(error, config, sent, hop.headers);
   }
   return pending.then(
     (response) => {
-      restore(response, config, sent, headers);
+      restore(response, config, sent, hop.headers);
       // A 401 arrives here when the caller's `validateStatus` accepts it.
-      if (response.status !== 401) return response;
+      if (response.status !== 401) {
+        answered(policy, attempt, response);
+        return response;
+      }
       return after401(policy, adapter, config, attempt, url, response, undefined);
     },
     (error: unknown) => {
-      restore(error, config, sent, headers);
-      if ((error as AxiosError | undefined)?.response?.status !== 401) throw error;
+      restore(error, config, sent, hop.headers);
+      const response = (error as AxiosError | undefined)?.response;
+      if (response?.status !== 401) {
+        if (response) answered(policy, attempt, response);
+        throw error;
+      }
       return after401(policy, adapter, config, attempt, url, undefined, error);
     },
   );
+}
+
+/**
+ * Any other status: shown to the policy all the same, because with DPoP a resource server may send a
+ * new `DPoP-Nonce` on any response (RFC 9449 9), which the next proof for its origin must carry.
+ * Synchronous; without DPoP the policy returns at once.
+ */
+function answered(policy: Policy, attempt: RequestAttempt, response: AxiosResponse): void {
+  policy.rejected(attempt, response.status, response.headers);
 }
 
 /** A 401 (as a response, or as axios' error): the policy says whether to send the request again. */
@@ -280,16 +306,22 @@ function withHeaders(
 
 /**
  * The redirect hook of one attempt: the caller's own first, then the policy's decision for the next
- * hop; headers it takes away are removed by value, so a header the caller set stays theirs.
+ * hop; headers it takes away are removed by value, so a header the caller set stays theirs. `hop`
+ * tracks what keyfob put on the latest hop (a fresh DPoP proof per hop to an allowed origin).
  */
 function redirectHook(
   policy: Policy,
   attempt: RequestAttempt,
   userHook: RedirectHook | undefined,
-  headers: TokenHeaders,
+  hop: Hop,
 ): RedirectHook {
   return (opts, responseDetails, requestDetails) => {
     if (userHook) userHook(opts, responseDetails, requestDetails);
+    // The redirect is a response too: a `DPoP-Nonce` on it is for the next proof to its origin (the
+    // next hop's, when it stays there). axios never shows the caller this response.
+    if (responseDetails && typeof responseDetails.statusCode === 'number') {
+      policy.rejected(attempt, responseDetails.statusCode, responseDetails.headers);
+    }
     const target = redirectTarget(opts);
     const method = typeof opts.method === 'string' ? opts.method : 'GET';
     const next = target === undefined ? undefined : policy.redirect(attempt, method, target);
@@ -297,11 +329,13 @@ function redirectHook(
       // An allowed origin: the policy's headers for this hop (a fresh DPoP proof, say), even where
       // follow-redirects dropped Authorization on its own.
       setValues(opts.headers, next);
+      hop.headers = next;
       return;
     }
-    // Not allowed, or a target we cannot tell: fail closed.
+    // Not allowed, or a target we cannot tell: fail closed. What goes is what keyfob put on the hop
+    // just made (after a same-origin hop, its proof, not the first hop's), under any case of its name.
     if (target === undefined) policy.stripped(attempt);
-    removeValues(opts.headers, headers);
+    removeValues(opts.headers, hop.headers);
   };
 }
 
@@ -323,12 +357,14 @@ function restore(
   config: InternalAxiosRequestConfig,
   sent: InternalAxiosRequestConfig,
   headers: TokenHeaders,
+  depth = 0,
 ): unknown {
   if (!target || typeof target !== 'object') return target;
   const t = target as {
     config?: unknown;
     request?: unknown;
     response?: { config?: unknown; request?: unknown };
+    cause?: unknown;
   };
   if (t.config === sent) t.config = config;
   scrubRequest(t.request, headers);
@@ -336,6 +372,12 @@ function restore(
   if (response && typeof response === 'object') {
     if (response.config === sent) response.config = config;
     if (response.request !== t.request) scrubRequest(response.request, headers);
+  }
+  // axios' fetch adapter (1.7) wraps the error it built (from the private copy) in another one and
+  // keeps the first as `cause`. Followed a few levels: a cause chain can loop.
+  const cause = t.cause;
+  if (depth < 3 && cause !== target && cause && typeof cause === 'object') {
+    restore(cause, config, sent, headers, depth + 1);
   }
   return target;
 }
@@ -385,7 +427,7 @@ function scrubNative(request: unknown, headers: TokenHeaders): void {
   if (out && typeof out === 'object') {
     for (const name in headers) {
       const entry = out[name];
-      if (Array.isArray(entry) && entry[1] === headers[name]) entry[1] = REDACTED;
+      if (Array.isArray(entry) && carries(entry[1], headers[name]!)) entry[1] = REDACTED;
     }
   }
   // The head waiting to be written: on the request before it has a socket, on a socket still connecting.
@@ -415,29 +457,38 @@ function scrubChunks(chunks: unknown, key: string, headers: TokenHeaders): void 
   }
 }
 
-/** Removes (or replaces with `replacement`) every header whose value is one keyfob set. */
+/**
+ * Removes (or replaces with `replacement`) every header named like one of keyfob's, in any case, whose
+ * value carries the value keyfob set. Header names are case-insensitive: a redirect hook that copied
+ * `authorization` over as `Authorization` too has two entries that Node sends as one header, so
+ * every entry is looked at.
+ */
 function removeValues(target: unknown, headers: TokenHeaders, replacement?: string): void {
   if (!target || typeof target !== 'object') return;
   const h = target as Record<string, unknown>;
-  let found = 0;
-  let expected = 0;
-  // keyfob sets its headers under lower-case names: found directly, without walking every header.
-  for (const name in headers) {
-    expected++;
-    if (h[name] === headers[name]) {
-      found++;
-      if (replacement === undefined) delete h[name];
-      else h[name] = replacement;
+  const keys = Object.keys(h);
+  const names = Object.keys(headers);
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    for (let j = 0; j < names.length; j++) {
+      const name = names[j]!;
+      // The length first: most headers are skipped without a lower-case copy of their name.
+      if (k.length !== name.length || (k !== name && k.toLowerCase() !== name)) continue;
+      if (carries(h[k], headers[name]!)) {
+        if (replacement === undefined) delete h[k];
+        else h[k] = replacement;
+      }
+      break;
     }
   }
-  if (found === expected) return;
-  for (const k of Object.keys(h)) {
-    const name = k.toLowerCase();
-    if (name !== k && name in headers && h[k] === headers[name]) {
-      if (replacement === undefined) delete h[k];
-      else h[k] = replacement;
-    }
-  }
+}
+
+/** Whether a header value (a string, or the array Node also accepts) contains keyfob's `value`. */
+function carries(headerValue: unknown, value: string): boolean {
+  if (typeof headerValue === 'string') return headerValue.includes(value);
+  if (!Array.isArray(headerValue)) return false;
+  for (const v of headerValue) if (typeof v === 'string' && v.includes(value)) return true;
+  return false;
 }
 
 function isGlobalAxios(instance: AxiosInstance): boolean {

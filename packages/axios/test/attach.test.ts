@@ -310,6 +310,48 @@ describe('attachTokens: allowed origins', () => {
     expect(elsewhere.requests[1]!.headers.authorization).toBe('Bearer manual-token');
   });
 
+  it('a beforeRedirect that sets the token under several cases of the name (and as an array): none reaches another origin', async () => {
+    const server = await provider();
+    const elsewhere = await recorder();
+    const resource = await api(server, (req) =>
+      req.path.startsWith('/leave')
+        ? { status: 302, headers: { location: `${elsewhere.url}/landing` } }
+        : { status: 404 },
+    );
+    const variants: Record<string, (token: string) => unknown> = {
+      both: (t) => ({ authorization: t, Authorization: t }),
+      upper: (t) => ({ AUTHORIZATION: t, Authorization: t }),
+      array: (t) => ({ Authorization: [t] }),
+      padded: (t) => ({ Authorization: `${t} ` }),
+    };
+    let variant = 'both';
+    const http = axios.create({
+      baseURL: resource.url,
+      // The token as the hook could read it off the previous hop (axios < 1.8 passes no request details).
+      beforeRedirect: (options) => {
+        Object.assign(options.headers, variants[variant]!(`Bearer ${tokenIn(server)[0]}`));
+      },
+    });
+    attachTokens(http, managerFor(server));
+    for (variant of Object.keys(variants)) {
+      await http.get(`/leave/${variant}`);
+      const sent = resource.requests.at(-1)!.headers.authorization;
+      expect(sent).toMatch(/^Bearer at_/);
+      expect(elsewhere.requests.at(-1)!.headers.authorization, variant).toBeUndefined();
+    }
+    expect(elsewhere.requests).toHaveLength(4);
+    // An Authorization of the hook's own (not keyfob's token) is the hook's to send.
+    const own = axios.create({
+      baseURL: resource.url,
+      beforeRedirect: (options) => {
+        options.headers.Authorization = 'Bearer for-the-landing-page';
+      },
+    });
+    attachTokens(own, managerFor(server));
+    await own.get('/leave/own');
+    expect(elsewhere.requests.at(-1)!.headers.authorization).toBe('Bearer for-the-landing-page');
+  });
+
   it('a request with its own adapter and beforeRedirect still gets the token, the redirect guard and the retry', async () => {
     const server = await provider();
     const elsewhere = await recorder();

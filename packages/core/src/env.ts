@@ -95,7 +95,8 @@ export function optionsFromEnv(
   const clientSecret = env[name('CLIENT_SECRET')];
   if (!clientSecret) problems.push(`${name('CLIENT_SECRET')} is missing`);
 
-  const scope = read('SCOPE');
+  // RFC 6749 3.3: scopes are separated by single spaces; extra spaces in a variable are a typo, not a scope.
+  const scope = read('SCOPE')?.split(/ +/).filter(Boolean).join(' ');
   if (scope !== undefined && !scope.split(/ +/).every((t) => SCOPE_TOKEN.test(t))) {
     problems.push(
       `${name('SCOPE')} contains characters a scope cannot have (scopes are separated by single spaces; no tabs, newlines, '"' or '\\')`,

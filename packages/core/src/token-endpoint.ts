@@ -91,6 +91,25 @@ export function sleep(ms: number, signal?: AbortSignal, keepAlive = false): Prom
   });
 }
 
+/**
+ * A network error as a cause to keep: its name, code, redacted message and stack, and its own causes
+ * (three deep), and nothing else. A `fetch` of the user's may attach the request (with its body and
+ * headers, so the client secret) to the errors it throws; `util.inspect` of the keyfob error would print it.
+ */
+function safeCause(e: unknown, secrets: readonly (string | undefined)[], depth = 0): unknown {
+  if (!(e instanceof Error) || depth > 3) return e instanceof Error ? undefined : redact(String(e), secrets);
+  const inner = (e as { cause?: unknown }).cause;
+  const copy = new Error(
+    redact(e.message, secrets),
+    inner === undefined ? undefined : { cause: safeCause(inner, secrets, depth + 1) },
+  );
+  copy.name = e.name;
+  const code = (e as { code?: unknown }).code;
+  if (typeof code === 'string' || typeof code === 'number') Object.assign(copy, { code });
+  copy.stack = e.stack === undefined ? undefined : redact(e.stack, secrets);
+  return copy;
+}
+
 /** Exponential backoff with full jitter, capped at 5 s: the wait before retry number `attempt + 1`. */
 export function backoff(attempt: number, base: number): number {
   const cap = Math.min(base * 2 ** attempt, 5_000);
@@ -380,7 +399,7 @@ export async function postTokenRequest(
         // the last one never sent means no attempt consumed anything.
         ...(sent ? {} : { requestSent: false }),
         hint: `Check the host and port in tokenUrl, DNS, proxies and TLS.${attemptsNote(attempts, notResent)}`,
-        cause: e,
+        cause: safeCause(e, secrets),
       },
     );
   };

@@ -120,6 +120,28 @@ describe('bad token endpoint answers', () => {
     }
   });
 
+  it("a fetch whose network error carries the request: the keyfob error's cause keeps name, code and message, not the request", async () => {
+    const fetchThatLeaks = (async (_url: string, init: RequestInit) => {
+      const inner = Object.assign(new Error('connect ECONNREFUSED'), {
+        code: 'ECONNREFUSED',
+        request: { init },
+      });
+      throw Object.assign(new TypeError('fetch failed', { cause: inner }), {
+        request: { body: String(init.body), headers: init.headers },
+      });
+    }) as unknown as typeof fetch;
+    const m = manager('http://127.0.0.1:9', { fetch: fetchThatLeaks, retries: 0 });
+    const err = await expectSafeError(m.getToken(), TokenEndpointError);
+    expect(err.code).toBe(ErrorCode.TokenEndpointNetwork);
+    const deep = inspect(err, { depth: 10, showHidden: true });
+    expect(deep).not.toContain(SECRET);
+    expect(deep).not.toContain(Buffer.from(`client:${SECRET}`).toString('base64'));
+    const cause = err.cause as Error & { cause?: Error & { code?: string } };
+    expect(cause).toMatchObject({ name: 'TypeError', message: 'fetch failed' });
+    expect(cause.cause).toMatchObject({ code: 'ECONNREFUSED', message: 'connect ECONNREFUSED' });
+    expect('request' in cause).toBe(false);
+  });
+
   it('HTML login page with 200: TokenResponseError says so', async () => {
     const server = await endpoint([
       {

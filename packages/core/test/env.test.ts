@@ -28,7 +28,7 @@ describe('optionsFromEnv', () => {
       KEYFOB_TOKEN_URL: server.tokenUrl,
       KEYFOB_CLIENT_ID: 'svc',
       KEYFOB_CLIENT_SECRET: SECRET,
-      KEYFOB_SCOPE: 'read write',
+      KEYFOB_SCOPE: '  read   write ', // sent as 'read write' (RFC 6749 3.3: single spaces)
       KEYFOB_AUDIENCE: 'https://api.example.com',
     });
     const tokens = new TokenManager(options);

@@ -9,6 +9,7 @@ import {
 } from '@keyfob/core';
 import type { ErrorRequestHandler, Request, Response } from 'express';
 import type { AuthorizationCallbackError } from './callback-error.js';
+import { callbackErrorCode, tokenEndpointErrorCode } from './oauth-error-code.js';
 
 export interface ErrorAnswer {
   status: number;
@@ -21,13 +22,18 @@ export interface ErrorAnswer {
 
 /**
  * The caller's own token refused by a token exchange (RFC 8693): the token endpoint answered 400
- * `invalid_grant` to a request whose `req.keyfob` exchanges the caller's token. That is the caller's 401
+ * `invalid_grant` to a request whose `req.keyfob` exchanges the caller's token, or the token's JWT `exp`
+ * had passed (core then sends nothing). That is the caller's 401
  * (RFC 6750 3.1 `invalid_token`), not a gateway failure.
  */
 export function subjectTokenRejected(err: KeyfobError, req: Request): ErrorAnswer | undefined {
   const e = err as TokenEndpointError;
-  if (!req.keyfob?.exchangesSubjectToken || err.code !== ErrorCode.TokenEndpoint) return undefined;
-  if (e.status !== 400 || e.error !== 'invalid_grant') return undefined;
+  if (!req.keyfob?.exchangesSubjectToken) return undefined;
+  // core refuses a JWT subject token whose exp has passed before sending it (LoginRequiredError): the
+  // caller's token has expired, which is the same 401 as the token endpoint refusing it.
+  const expired = err.code === ErrorCode.LoginRequired;
+  const refused = err.code === ErrorCode.TokenEndpoint && e.status === 400 && e.error === 'invalid_grant';
+  if (!expired && !refused) return undefined;
   return {
     status: 401,
     body: {
@@ -61,7 +67,10 @@ export function errorAnswer(err: KeyfobError): ErrorAnswer {
         error: err.reason,
         code: err.code,
         message: err.message,
-        ...(err.providerError === undefined ? {} : { providerError: err.providerError }),
+        // The router passes only well-formed codes; an error built elsewhere is held to the same rule.
+        ...(typeof err.providerError === 'string'
+          ? { providerError: callbackErrorCode(err.providerError) }
+          : {}),
       },
     };
   }
@@ -81,7 +90,8 @@ export function errorAnswer(err: KeyfobError): ErrorAnswer {
       code: err.code,
       message,
       ...(upstreamStatus === undefined ? {} : { upstreamStatus }),
-      ...(oauthError === undefined ? {} : { oauthError }),
+      // The provider's text: echoed only as a well-formed RFC 6749 error code.
+      ...(oauthError === undefined ? {} : { oauthError: tokenEndpointErrorCode(oauthError) }),
       ...(hint === undefined ? {} : { hint }),
     },
     ...(retryAfterSeconds === undefined ? {} : { retryAfter: retryAfterSeconds }),
@@ -155,7 +165,8 @@ export function logAnswer(logger: KeyfobLogger | undefined, err: KeyfobError, st
  * Express error middleware mapping keyfob errors to safe answers (see {@link errorAnswer}): the token endpoint
  * refusing gives 502 and the token endpoint unavailable 503, with `{ error, code, hint?, upstreamStatus?,
  * oauthError? }`; a login that is needed 401 (or a redirect to `loginUrl` for browsers); a refused login
- * callback 400. Bodies never carry a secret, a token or a stack. Other errors go on to the next error handler
+ * callback 400. Bodies never carry a secret, a token or a stack, and echo the provider's error code only when it
+ * is a well-formed RFC 6749 code (else `'invalid_error_code'`). Other errors go on to the next error handler
  * untouched. Mount it after your routes: `app.use(keyfobErrorHandler())`.
  */
 export function keyfobErrorHandler(options: KeyfobErrorHandlerOptions = {}): ErrorRequestHandler {

@@ -4,6 +4,7 @@ import { asyncHandler } from './async-handler.js';
 import { AuthorizationCallbackError, type AuthorizationCallbackReason } from './callback-error.js';
 import { prefersHtml } from './error-renderer.js';
 import { type LoginState, type LoginStateCookies, localPath } from './login-state.js';
+import { callbackErrorCode } from './oauth-error-code.js';
 import { resolveSubject } from './request-context.js';
 import { type PendingLogin, type RouterSettings, stringParams } from './router-options.js';
 
@@ -12,11 +13,6 @@ const refuse = (
   message: string,
   extra: ConstructorParameters<typeof AuthorizationCallbackError>[2] = {},
 ) => new AuthorizationCallbackError(reason, message, extra);
-
-/** OAuth error codes are short printable ASCII; anything else is not echoed. */
-function providerErrorCode(value: string): string {
-  return /^[A-Za-z0-9_.-]{1,64}$/.test(value) ? value : 'invalid_error_code';
-}
 
 /** `GET loginPath`: a fresh state and PKCE verifier in a state cookie, then off to the provider. */
 export function loginRoute(settings: RouterSettings, states: LoginStateCookies): RequestHandler {
@@ -63,7 +59,7 @@ export function callbackRoute(settings: RouterSettings, states: LoginStateCookie
     // Read (and clear) the state cookie first: whatever the provider answered, this login is over.
     const lookup = state ? states.take(req, res, state) : undefined;
     if (error) {
-      const providerError = providerErrorCode(error);
+      const providerError = callbackErrorCode(error);
       if (providerError === 'access_denied') {
         throw refuse('access_denied', 'The sign-in was cancelled or denied at the authorization server.', {
           providerError,

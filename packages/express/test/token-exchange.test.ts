@@ -106,4 +106,18 @@ describe('tokenMiddleware(exchange, { subjectToken: bearerToken }): on-behalf-of
     expect(r.text).not.toContain(forged);
     expect(r.text).not.toContain('service-exchange-secret');
   });
+
+  it('a caller JWT whose exp has passed: 401 invalid_token, and nothing is sent to the token endpoint', async () => {
+    const before = exchanges();
+    const claims = { sub: 'alice', exp: Math.floor(Date.now() / 1000) - 60 };
+    const expired = `eyJhbGciOiJub25lIn0.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.sig-value`;
+    const r = await new Browser(app.origin).request('/orders/hello', {
+      headers: { authorization: `Bearer ${expired}` },
+    });
+    expect(r.status).toBe(401);
+    expect(r.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
+    expect(r.json).toMatchObject({ error: 'invalid_token', code: 'KEYFOB_LOGIN_REQUIRED' });
+    expect(r.text).not.toContain(expired);
+    expect(exchanges()).toBe(before);
+  });
 });

@@ -1,6 +1,18 @@
 import { inspect } from 'node:util';
-import { clientCredentials, KeyfobError, LoginRequiredError, TokenManager } from '@keyfob/core';
-import { getKeyfob, keyfobErrorHandler, tokenMiddleware } from '@keyfob/express';
+import {
+  clientCredentials,
+  KeyfobError,
+  LoginRequiredError,
+  TokenEndpointError,
+  TokenManager,
+} from '@keyfob/core';
+import {
+  AuthorizationCallbackError,
+  errorAnswer,
+  getKeyfob,
+  keyfobErrorHandler,
+  tokenMiddleware,
+} from '@keyfob/express';
 import { genericClientCredentials, type ProviderServer } from '@keyfob/testing';
 import express from 'express';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -131,6 +143,46 @@ describe('tokenMiddleware with a client-credentials provider', () => {
     expect(logged.join('\n')).not.toContain(SECRET);
   });
 
+  it("echoes the provider's OAuth error only as a well-formed RFC 6749 code (NQSCHAR, 64 characters at most)", async () => {
+    const b = new Browser(app.origin);
+    const answer = async (error: unknown) => {
+      provider.override = () => ({ status: 400, body: { error, error_description: 'd' } });
+      const r = await b.get('/hello');
+      expect(r.status).toBe(502);
+      expect(r.json).toMatchObject({
+        error: 'bad_gateway',
+        code: 'KEYFOB_TOKEN_ENDPOINT',
+        upstreamStatus: 400,
+      });
+      return r;
+    };
+    const refused = [
+      'invalid_"client"',
+      'back\\slash',
+      'line\r\nX-Injected: 1',
+      'bell\u0007',
+      'tab\there',
+      'del\u007f',
+      'caf\u00e9',
+      'x'.repeat(65),
+      'a'.repeat(5_000),
+      '',
+    ];
+    for (const error of refused) {
+      const r = await answer(error);
+      expect(r.json.oauthError, JSON.stringify(error)).toBe('invalid_error_code');
+      if (error !== '') expect(r.text).not.toContain(error.slice(0, 40));
+    }
+    // Codes within the character set go back as they are (spaces, punctuation, 64 characters).
+    for (const error of ['invalid_client', 'slow_down', "weird but <valid> 'code' #1!", 'y'.repeat(64)]) {
+      expect((await answer(error)).json.oauthError).toBe(error);
+    }
+    // No error code at all (or not a string): no oauthError.
+    for (const error of [undefined, 42, { nested: true }]) {
+      expect((await answer(error)).json).not.toHaveProperty('oauthError');
+    }
+  });
+
   it('maps a token endpoint answering HTML to 502 (unusable response)', async () => {
     provider.override = () => ({
       status: 200,
@@ -185,6 +237,27 @@ describe('tokenMiddleware with a client-credentials provider', () => {
     expect(() => tokenMiddleware(undefined as never)).toThrow(KeyfobError);
     expect(() => tokenMiddleware(manager, { subject: 'alice' as never })).toThrow(
       /subject must be a function/,
+    );
+  });
+});
+
+describe('errorAnswer: provider text in the body', () => {
+  it('holds error codes set on hand-built errors to the same rules', () => {
+    const endpoint = new TokenEndpointError('refused', { status: 400, error: 'bad "code"\n' });
+    expect(errorAnswer(endpoint).body.oauthError).toBe('invalid_error_code');
+    expect(
+      errorAnswer(new TokenEndpointError('refused', { status: 400, error: 'invalid_scope' })).body.oauthError,
+    ).toBe('invalid_scope');
+    const callback = new AuthorizationCallbackError('provider_error', 'refused', {
+      providerError: 'Your account is locked, call 555-0100',
+    });
+    expect(errorAnswer(callback).body.providerError).toBe('invalid_error_code');
+    const denied = new AuthorizationCallbackError('access_denied', 'denied', {
+      providerError: 'access_denied',
+    });
+    expect(errorAnswer(denied).body.providerError).toBe('access_denied');
+    expect(errorAnswer(new AuthorizationCallbackError('missing_code', 'no code')).body).not.toHaveProperty(
+      'providerError',
     );
   });
 });

@@ -1,0 +1,233 @@
+import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
+import { attachTokens } from '@keyfob/axios';
+import { customGrant, TokenManager } from '@keyfob/core';
+import { leakScan, type RecordedRequest, type Reply, startServer, type TestServer } from '@keyfob/testing';
+import axios, { type AxiosError } from 'axios';
+import { afterEach, describe, expect, it } from 'vitest';
+
+const cleanup: (() => Promise<unknown> | unknown)[] = [];
+afterEach(async () => {
+  while (cleanup.length) await cleanup.pop()!();
+});
+
+const b64url = (b: Buffer) => b.toString('base64url');
+
+interface Proof {
+  jti: string;
+  htm: string;
+  htu: string;
+  ath?: string;
+  nonce?: string;
+}
+
+/**
+ * RFC 9449 4.3 checks of one request's proof, as a resource server makes them: the signature with the
+ * header's key, `typ`, `htm`, `htu` (the URL without query), `ath` (the token's hash). Returns the
+ * proof's claims, or why it is refused.
+ */
+function checkProof(req: RecordedRequest, origin: string, token: string): Proof | string {
+  const proof = req.headers.dpop;
+  if (typeof proof !== 'string') return 'no proof';
+  const [h, p, s] = proof.split('.');
+  if (!h || !p || !s) return 'not a JWS';
+  const header = JSON.parse(Buffer.from(h, 'base64url').toString()) as { typ?: string; jwk?: object };
+  const claims = JSON.parse(Buffer.from(p, 'base64url').toString()) as Proof;
+  if (header.typ !== 'dpop+jwt' || !header.jwk) return 'bad header';
+  const key = createPublicKey({ key: header.jwk as never, format: 'jwk' });
+  const ok = verify(
+    'sha256',
+    Buffer.from(`${h}.${p}`),
+    { key, dsaEncoding: 'ieee-p1363' },
+    Buffer.from(s, 'base64url'),
+  );
+  if (!ok) return 'bad signature';
+  if (claims.htm !== req.method) return 'htm';
+  if (claims.htu !== `${origin}${req.path.split('?')[0]}`) return 'htu';
+  if (claims.ath !== b64url(createHash('sha256').update(token).digest())) return 'ath';
+  return claims;
+}
+
+/** A manager with DPoP on, whose grant hands out DPoP-bound tokens (counted). */
+function dpopManager() {
+  const issued: string[] = [];
+  const tokens = new TokenManager({
+    grant: customGrant(async () => {
+      const t = `dpop_${randomBytes(12).toString('hex')}`;
+      issued.push(t);
+      return { access_token: t, token_type: 'DPoP', expires_in: 3600 };
+    }),
+    dpop: true,
+  });
+  cleanup.push(() => tokens.close());
+  return { tokens, issued };
+}
+
+async function server(handler: (req: RecordedRequest) => Reply): Promise<TestServer> {
+  const s = await startServer(handler);
+  cleanup.push(() => s.close());
+  return s;
+}
+
+/**
+ * A DPoP-only API (RFC 9449 7, 9): every request needs `Authorization: DPoP <token>` and a valid proof
+ * with a fresh `jti`. With `nonces`, the proof must carry the current nonce (otherwise 401
+ * `use_dpop_nonce` with the nonce), and every answered request rotates it (`DPoP-Nonce` on the 200).
+ * `/redir?to=` answers 302 to `to`; `/missing` is a 404 (rotating the nonce too).
+ */
+async function dpopApi(tokens: () => readonly string[], options: { nonces?: boolean } = {}) {
+  let nonce = `n-${randomBytes(6).toString('hex')}`;
+  const jtis = new Set<string>();
+  const outcomes: (number | string)[] = [];
+  const proofs: Proof[] = [];
+  const rotate = () => {
+    nonce = `n-${randomBytes(6).toString('hex')}`;
+    return nonce;
+  };
+  const api = await server((req): Reply => {
+    const m = /^DPoP (.+)$/.exec(req.headers.authorization ?? '');
+    const token = m?.[1];
+    const claims = token && tokens().includes(token) ? checkProof(req, api.url, token) : 'token';
+    if (typeof claims === 'string' || jtis.has(claims.jti)) {
+      outcomes.push(typeof claims === 'string' ? claims : 'replay');
+      return { status: 401, headers: { 'www-authenticate': 'DPoP error="invalid_token"' } };
+    }
+    jtis.add(claims.jti);
+    proofs.push(claims);
+    if (options.nonces && claims.nonce !== nonce) {
+      outcomes.push(401);
+      return {
+        status: 401,
+        headers: {
+          'www-authenticate':
+            'DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof"',
+          'dpop-nonce': nonce,
+        },
+      };
+    }
+    const fresh: Record<string, string> = options.nonces ? { 'dpop-nonce': rotate() } : {};
+    const url = new URL(req.path, api.url);
+    if (url.pathname === '/redir') {
+      outcomes.push(302);
+      return { status: 302, headers: { ...fresh, location: url.searchParams.get('to') ?? '/' } };
+    }
+    if (url.pathname === '/missing') {
+      outcomes.push(404);
+      return { status: 404, headers: { ...fresh }, body: { error: 'not_found' } };
+    }
+    outcomes.push(200);
+    return { headers: { ...fresh }, body: { ok: true, path: req.path } };
+  });
+  return { api, outcomes, proofs };
+}
+
+describe('attachTokens with DPoP: resource server nonces', () => {
+  it('an API that rotates its nonce on every 200: 3 sequential GETs cost 4 API requests', async () => {
+    const { tokens, issued } = dpopManager();
+    const { api, outcomes, proofs } = await dpopApi(() => issued, { nonces: true });
+    const http = axios.create({ baseURL: api.url });
+    attachTokens(http, tokens);
+    for (let i = 0; i < 3; i++) {
+      const res = await http.get(`/data/${i}`);
+      expect(res.status).toBe(200);
+    }
+    // The first challenge is answered once; after that each 200's nonce is in the next proof.
+    expect(outcomes).toEqual([401, 200, 200, 200]);
+    expect(api.requests).toHaveLength(4);
+    // Each proof after the challenge carries the nonce the previous answer gave.
+    expect(proofs[0]!.nonce).toBeUndefined();
+    expect(new Set(proofs.map((p) => p.nonce)).size).toBe(4);
+    expect(issued).toHaveLength(1);
+  });
+
+  it("the nonce on an error response (axios' error, not a 401) is kept for the next request too", async () => {
+    const { tokens, issued } = dpopManager();
+    const { api, outcomes } = await dpopApi(() => issued, { nonces: true });
+    const http = axios.create({ baseURL: api.url });
+    attachTokens(http, tokens);
+    expect((await http.get('/data/a')).status).toBe(200);
+    const err = (await http.get('/missing').catch((e: unknown) => e)) as AxiosError;
+    expect(err.response?.status).toBe(404);
+    expect((await http.get('/data/b')).status).toBe(200);
+    // Also with validateStatus accepting everything (the response path).
+    expect((await http.get('/missing', { validateStatus: () => true })).status).toBe(404);
+    expect((await http.get('/data/c')).status).toBe(200);
+    expect(outcomes).toEqual([401, 200, 404, 200, 404, 200]);
+  });
+
+  it('a nonce on a redirect response (which axios never shows) is carried by the next hop to the same origin', async () => {
+    const { tokens, issued } = dpopManager();
+    const { api, outcomes } = await dpopApi(() => issued, { nonces: true });
+    const http = axios.create({ baseURL: api.url });
+    attachTokens(http, tokens);
+    expect((await http.get('/data/a')).status).toBe(200);
+    const res = await http.get(`/redir?to=${encodeURIComponent('/redir?to=/data/b')}`);
+    expect(res.data).toMatchObject({ ok: true, path: '/data/b' });
+    expect((await http.get('/data/c')).status).toBe(200);
+    expect(outcomes).toEqual([401, 200, 302, 302, 200, 200]);
+  });
+
+  it('a nonce from a host the token did not reach (a foreign redirect target) is not taken for the API', async () => {
+    const { tokens, issued } = dpopManager();
+    const { api, outcomes } = await dpopApi(() => issued, { nonces: true });
+    const foreign = await server(() => ({
+      headers: { 'dpop-nonce': 'foreign-nonce' },
+      body: { foreign: true },
+    }));
+    const http = axios.create({ baseURL: api.url });
+    attachTokens(http, tokens);
+    expect((await http.get('/data/a')).status).toBe(200);
+    const res = await http.get(`/redir?to=${encodeURIComponent(`${foreign.url}/x`)}`);
+    expect(res.data).toEqual({ foreign: true });
+    expect((await http.get('/data/b')).status).toBe(200);
+    expect(outcomes).toEqual([401, 200, 302, 200]);
+  });
+});
+
+describe('attachTokens with DPoP: redirects', () => {
+  it('a same-origin hop, then a hop to another origin: the foreign server gets neither Authorization nor DPoP', async () => {
+    const { tokens, issued } = dpopManager();
+    const { api, outcomes, proofs } = await dpopApi(() => issued);
+    const evil = await server(() => ({ body: { evil: true } }));
+    const http = axios.create({ baseURL: api.url });
+    attachTokens(http, tokens);
+    const to = `/redir?to=${encodeURIComponent(`${evil.url}/ok`)}`;
+    const res = await http.get(`/redir?to=${encodeURIComponent(to)}`);
+    expect(res.data).toEqual({ evil: true });
+    // Both API hops carried the token with a valid proof of their own (htu of that hop, new jti).
+    expect(outcomes).toEqual([302, 302]);
+    expect(proofs.map((p) => p.htu)).toEqual([`${api.url}/redir`, `${api.url}/redir`]);
+    expect(api.requests[0]!.headers.dpop).not.toBe(api.requests[1]!.headers.dpop);
+    expect(evil.requests).toHaveLength(1);
+    const got = evil.requests[0]!.headers;
+    expect(got.authorization).toBeUndefined();
+    expect(got.dpop).toBeUndefined();
+    // Neither the token nor any hop's proof is left on the response.
+    const secrets = [issued[0]!, ...api.requests.map((r) => r.headers.dpop as string)];
+    expect(leakScan(res, secrets)).toEqual([]);
+  });
+
+  it('the same, with a beforeRedirect that copies every header over (in two cases) on every hop', async () => {
+    const { tokens, issued } = dpopManager();
+    const { api, outcomes } = await dpopApi(() => issued);
+    const evil = await server(() => ({ body: { evil: true } }));
+    const http = axios.create({
+      baseURL: api.url,
+      // The previous hop's headers as the API received them (axios < 1.8 passes no request details).
+      beforeRedirect: (options) => {
+        const { host: _h, ...rest } = api.requests.at(-1)!.headers as Record<string, string>;
+        options.headers = { ...options.headers, ...rest };
+        if (rest.dpop) options.headers.DPoP = rest.dpop;
+        if (rest.authorization) options.headers.Authorization = rest.authorization;
+      },
+    });
+    attachTokens(http, tokens);
+    const third = `/redir?to=${encodeURIComponent(`${evil.url}/ok`)}`;
+    const second = `/redir?to=${encodeURIComponent(third)}`;
+    const res = await http.get(`/redir?to=${encodeURIComponent(second)}`);
+    expect(res.data).toEqual({ evil: true });
+    expect(outcomes).toEqual([302, 302, 302]);
+    const got = evil.requests[0]!.headers;
+    expect(got.authorization).toBeUndefined();
+    expect(got.dpop).toBeUndefined();
+  });
+});
