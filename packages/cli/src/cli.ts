@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import {
+  ConfigurationError,
   type EnvTokenManagerOptions,
   isKeyfobError,
   KeyfobError,
@@ -86,7 +87,8 @@ export type CheckReport =
   | {
       ok: false;
       command: 'check';
-      endpoint: EndpointReport;
+      /** Undefined when the configuration itself was refused (`error.code` is `KEYFOB_CONFIGURATION`, exit 2). */
+      endpoint: EndpointReport | undefined;
       discovery: DiscoveryReport | undefined;
       error: ErrorReport;
     };
@@ -141,7 +143,7 @@ function errorReport(error: KeyfobError): ErrorReport {
 function humanCheck(report: CheckReport): string {
   const lines: string[] = [];
   const row = (label: string, value: string) => lines.push(`  ${label.padEnd(16)}${value}`);
-  const { endpoint } = report;
+  const endpoint = report.endpoint ?? ({} as Partial<EndpointReport>);
   lines.push('keyfob check');
   if (endpoint.issuer) row('issuer', `${endpoint.issuer} (discovery)`);
   if (endpoint.tokenUrl) row('token URL', endpoint.tokenUrl);
@@ -256,14 +258,28 @@ export async function run(argv: readonly string[], io: CliIo = {}): Promise<numb
   try {
     options = optionsFromEnv(merged);
   } catch (e) {
+    const message = inFlagTerms(isKeyfobError(e) ? e.message : String(e), values);
     stderr(
-      `keyfob: ${safe(inFlagTerms(isKeyfobError(e) ? e.message : String(e), values))}\n(flags: --issuer --token-url --client-id --scope --client-auth --audience; the secret only from KEYFOB_CLIENT_SECRET)\n`,
+      `keyfob: ${safe(message)}\n(flags: --issuer --token-url --client-id --scope --client-auth --audience; the secret only from KEYFOB_CLIENT_SECRET)\n`,
     );
+    if (values.json && command === 'check') {
+      // A script reading the report gets one on this path too.
+      const error = new ConfigurationError(message);
+      const report: CheckReport = {
+        ok: false,
+        command: 'check',
+        endpoint: undefined,
+        discovery: undefined,
+        error: errorReport(error),
+      };
+      stdout(safe(`${JSON.stringify(report, null, 2)}\n`));
+    }
     return ExitCode.Usage;
   }
 
   const endpoint: EndpointReport = {
-    issuer: options.issuer === undefined ? undefined : safeUrl(options.issuer),
+    // As configured (without query or fragment): a normalised URL would add a slash the issuer must not have.
+    issuer: options.issuer === undefined ? undefined : options.issuer.split(/[?#]/)[0],
     tokenUrl: options.tokenUrl === undefined ? undefined : safeUrl(options.tokenUrl),
     clientId: options.grant.clientId,
     clientAuth: merged[`${PREFIX}CLIENT_AUTH`]?.trim().toLowerCase() || undefined,

@@ -237,6 +237,7 @@ describe('keyfob check', () => {
     expect(r.code).toBe(0);
     const report = JSON.parse(r.stdout);
     expect(report.discovery.tokenEndpoint).toBe(server.tokenUrl);
+    expect(report.endpoint.issuer).toBe(server.issuer); // as configured: no slash added
     expect(report.discovery.tokenEndpointAuthMethods).toContain('client_secret_basic');
     expect(report.token.scope).toBe('api:read');
     expect(report.token.jwt.claims).toMatchObject({ iss: server.issuer, scope: 'api:read' });
@@ -334,6 +335,16 @@ describe('usage', () => {
     expect(r.stderr).toContain('KEYFOB_ISSUER or KEYFOB_TOKEN_URL is missing');
     expect(r.stderr).toContain('KEYFOB_CLIENT_ID is missing');
     expect(r.stderr).toContain('KEYFOB_CLIENT_SECRET is missing');
+    expect(r.stdout).toBe('');
+  });
+
+  it('missing configuration with --json: exit 2, and a JSON report on stdout with the configuration error', async () => {
+    const r = await keyfob(['check', '--json'], { KEYFOB_CLIENT_SECRET: SECRET });
+    expect(r.code).toBe(2);
+    const report = JSON.parse(r.stdout);
+    expect(report).toMatchObject({ ok: false, command: 'check', error: { code: 'KEYFOB_CONFIGURATION' } });
+    expect(report.error.message).toContain('KEYFOB_CLIENT_ID is missing');
+    expectNoSecrets(r, []);
   });
 
   it('plain http to a non-loopback host: exit 2 naming the variable (or the flag that gave it), no request', async () => {
