@@ -38,7 +38,9 @@ export async function startExampleServers(): Promise<ExampleServers> {
     const authenticated =
       /^Basic /i.test(req.headers.authorization ?? '') ||
       req.params.client_id ||
-      (req.params.grant_type === 'urn:ietf:params:oauth:grant-type:jwt-bearer' && req.params.assertion);
+      (req.params.grant_type === 'urn:ietf:params:oauth:grant-type:jwt-bearer' && req.params.assertion) ||
+      // The platform with user login (seeds/003): username and password only, no client.
+      (req.params.grant_type === 'password' && req.params.username && req.params.password);
     if (!authenticated) return { status: 401, body: { error: 'invalid_client' } };
     const subject = req.params.username ?? req.params.userid;
     const i = issuer.issue(3600, subject, req.params.scope);
@@ -63,6 +65,9 @@ export async function startExampleServers(): Promise<ExampleServers> {
     rewrite: (code) =>
       code
         .replaceAll('https://auth.example.com', auth.origin)
+        // The seed providers' hosts (core README, "Providers"): the same permissive token endpoint.
+        .replaceAll('https://yourcompany.logicgate.com', auth.origin)
+        .replaceAll('https://platform.example.com', auth.origin)
         .replaceAll('https://api.example.com', api.origin),
     env: {
       CLIENT_ID: EXAMPLE_CLIENT.id,
@@ -72,6 +77,11 @@ export async function startExampleServers(): Promise<ExampleServers> {
       KEYFOB_TOKEN_URL: `${auth.origin}/oauth2/token`,
       KEYFOB_CLIENT_ID: EXAMPLE_CLIENT.id,
       KEYFOB_CLIENT_SECRET: EXAMPLE_CLIENT.secret,
+      RISK_CLOUD_CLIENT_ID: EXAMPLE_CLIENT.id,
+      RISK_CLOUD_CLIENT_SECRET: EXAMPLE_CLIENT.secret,
+      RISK_CLOUD_ACCESS_KEY: issuer.issue(3600).token,
+      PLATFORM_USERNAME: 'alice',
+      PLATFORM_PASSWORD: 'alice-password-0123',
     },
     close: async () => {
       await Promise.all([auth.close(), api.close()]);
