@@ -246,6 +246,9 @@ async function sendWithToken(
       if (new URL(current).origin !== next.origin) {
         for (const name of CROSS_ORIGIN_DROPPED) hopHeaders.delete(name);
       }
+      // Every response of a hop that carried keyfob's headers goes through `rejected` (a redirect is
+      // never a rejection): with DPoP it keeps a nonce the hop sent, for the next proof to that origin.
+      policy.rejected(attempt, status, response.headers);
       const carry = policy.redirect(attempt, method, next);
       if (carry === undefined) for (const name in tokenHeaders) hopHeaders.delete(name);
       else for (const name in carry) hopHeaders.set(name, carry[name]!);
