@@ -43,6 +43,11 @@ export interface DpopApiControl {
   apiNonce: boolean;
   /** Issues a new API nonce: proofs with the old one get a `use_dpop_nonce` challenge. */
   rotateApiNonce(): void;
+  /**
+   * With `apiNonce`: every successful answer issues a new nonce and sends it in `DPoP-Nonce` (RFC 9449 9
+   * lets a server rotate its nonce on any response), so a client must take it from the 200 too.
+   */
+  rotateOnSuccess: boolean;
   /** The API answers `use_dpop_nonce` to the next `n` requests whatever nonce they carry (a nonce that keeps failing). */
   refuseNonces(n: number): void;
   /**
@@ -103,6 +108,7 @@ export function createDpopApi(ctx: DpopApiContext): {
     rotateApiNonce() {
       nonce = randomBytes(16).toString('base64url');
     },
+    rotateOnSuccess: false,
     refuseNonces(n) {
       refuse = n;
     },
@@ -225,6 +231,10 @@ export function createDpopApi(ctx: DpopApiContext): {
         return;
       }
       const claims = await verify(req, url, record);
+      if (control.apiNonce && control.rotateOnSuccess) {
+        control.rotateApiNonce();
+        res.setHeader('DPoP-Nonce', nonce);
+      }
       if (path === '/hello' && (req.method === 'GET' || req.method === 'HEAD')) {
         record.status = 200;
         sendJson(res, 200, { ok: true, sub: claims.sub, client_id: claims.client_id, jkt: claims.cnf?.jkt });

@@ -141,9 +141,14 @@ export function conformance(vitest: VitestApi, binding: ConformanceBinding): voi
   ) {
     const auth = await genericClientCredentials(CLIENT);
     cleanup.push(() => auth.close());
-    const foreign = await startServer((req) =>
-      req.path.startsWith('/401') ? { status: 401, body: { error: 'foreign' } } : { body: { foreign: true } },
-    );
+    const foreign = await startServer((req): Reply => {
+      // `/bounce?to=<url>`: a foreign server sending the request back (to the allowed API, say).
+      const bounce = /^\/bounce\?to=(.+)$/.exec(req.path);
+      if (bounce) return { status: 302, headers: { location: decodeURIComponent(bounce[1]!) } };
+      return req.path.startsWith('/401')
+        ? { status: 401, body: { error: 'foreign' } }
+        : { body: { foreign: true } };
+    });
     cleanup.push(() => foreign.close());
     let always401 = 0;
     const api = await startProtectedApi(auth.issuer, (req): Reply => {
@@ -389,6 +394,32 @@ export function conformance(vitest: VitestApi, binding: ConformanceBinding): voi
       expect(tokenRequests()).toBe(1);
     });
 
+    it('allowed -> foreign -> allowed: once stripped, the token does not come back on a later hop', async () => {
+      const { api, foreign, get, at, tokenRequests } = await setup();
+      const back = encodeURIComponent(`${api.url}/api/after-bounce`);
+      const res = await get(
+        `${api.url}/redirect/302?to=${encodeURIComponent(`${foreign.url}/bounce?to=${back}`)}`,
+      );
+      expect(res.status).toBe(401); // the API refuses a request without a token
+      expect(bearer(api.requests[0]!.headers.authorization)).toBe(true);
+      expect(foreign.requests[0]!.headers.authorization).toBeUndefined();
+      const last = at('/api/after-bounce');
+      expect(last).toHaveLength(1); // not retried: the 401 answered no token of keyfob's
+      expect(last[0]!.headers.authorization).toBeUndefined();
+      expect(tokenRequests()).toBe(1); // nothing invalidated
+      expect((await get(`${api.url}/api/next`)).status).toBe(200);
+      expect(tokenRequests()).toBe(1);
+    });
+
+    it('foreign -> allowed: a request that starts elsewhere gets no token on the allowed hop', async () => {
+      const { api, foreign, get, tokenRequests } = await setup();
+      const res = await get(`${foreign.url}/bounce?to=${encodeURIComponent(`${api.url}/api/landing`)}`);
+      expect(res.status).toBe(401);
+      expect(api.requests).toHaveLength(1);
+      expect(api.requests[0]!.headers.authorization).toBeUndefined();
+      expect(tokenRequests()).toBe(0);
+    });
+
     it('the token endpoint down: a KeyfobError, and no request is sent without a token', async () => {
       const { auth, api, get } = await setup();
       await auth.close();
@@ -530,6 +561,7 @@ export function conformance(vitest: VitestApi, binding: ConformanceBinding): voi
       const dpop = server.dpop!;
       dpop.tokenEndpointNonce = false;
       dpop.apiNonce = false;
+      dpop.rotateOnSuccess = false;
       dpop.refuseNonces(0);
       dpop.replayNext(0);
       dpop.reset();
@@ -664,6 +696,24 @@ export function conformance(vitest: VitestApi, binding: ConformanceBinding): voi
       expect((await client.request({ method: 'GET', url: `${api}/hello` })).status).toBe(200);
       expect(server.stats.tokenRequests).toBe(2);
       expect(signatures()).toBe(2 + 1);
+    });
+
+    it('DPoP: a nonce the API rotates on every 200 goes into the next proof: 3 requests cost 4', async () => {
+      const { dpop, client, api, at } = await setupDpop();
+      dpop.apiNonce = true;
+      dpop.rotateOnSuccess = true;
+      dpop.rotateApiNonce();
+      for (let i = 0; i < 3; i++) {
+        expect((await client.request({ method: 'GET', url: `${api}/hello` })).status).toBe(200);
+      }
+      // One challenge at first; then each proof carries the nonce of the previous 200.
+      expect(at('/dpop-api/hello').map((r) => r.error ?? r.status)).toEqual([
+        'use_dpop_nonce',
+        200,
+        200,
+        200,
+      ]);
+      expect(server.stats.tokenRequests).toBe(1);
     });
 
     it('DPoP: a same-origin redirect gets a new proof for the new URL', async () => {
