@@ -3,6 +3,7 @@ import {
   isKeyfobError,
   type KeyfobError,
   type KeyfobRequestOptions,
+  REDACTED,
   type RequestAttempt,
   RequestPolicy,
   type RequestPolicyOptions,
@@ -17,6 +18,7 @@ import type {
   Options,
   RequestError,
 } from 'got';
+import { guardNativeRequest, scrubAbandonedRequest, scrubSentRequest } from './native-request.js';
 
 /**
  * Per-request control, passed as `context: { keyfob: { ... } }` in a got call: core's
@@ -57,6 +59,11 @@ type NativeOptions = { headers?: Record<string, unknown> } & Record<string, unkn
 const NAME = '@keyfob/got';
 /** Lives in `options.context` under a private symbol: survives got's retries and redirects (context is copied shallowly). */
 const STATE = Symbol('keyfob');
+/**
+ * In place of a state, for a request whose first hop got no token (skipped, or another origin) once got
+ * follows a redirect: a later hop to an allowed origin, and got's retries of it, get none either.
+ */
+const WITHOUT_TOKEN = 'without token';
 
 /** One logical request: its policy and attempt. Holds no token where got or a logger can print it. */
 class RequestState {
@@ -64,6 +71,29 @@ class RequestState {
   readonly attempt: RequestAttempt;
   /** The caller's own `request` option, which keyfob's wraps. */
   readonly original: RequestFunction | undefined;
+  /**
+   * True once a hop of this request went out without keyfob's headers because it was for another
+   * origin (a redirect, or a later `beforeRequest` hook that moved it): got's retries of it stay
+   * without them, as core's later hops do (once stripped, the token does not come back).
+   */
+  withheld = false;
+  /**
+   * Every response to a hop that carried keyfob's headers, as Node hands it over: Node's request is
+   * scrubbed (its head was sent), and the policy sees the response (core: call `rejected` for every
+   * response, any status; with DPoP a resource server may send its next nonce on any of them, RFC 9449
+   * 9), before got follows a redirect, and also where got's `afterResponse` hooks never run (the
+   * response to keyfob's own retry, which got makes without the hooks from keyfob's on; streams). A
+   * 401 is the `afterResponse` hook's: it may retry.
+   */
+  readonly observe = (response: {
+    statusCode?: number | undefined;
+    headers?: unknown;
+    req?: unknown;
+  }): void => {
+    scrubSentRequest(response.req);
+    const status = response.statusCode ?? 0;
+    if (status !== 401) this.policy.rejected(this.attempt, status, response.headers);
+  };
   /** The headers the next hop gets, as decided by the redirect hook, or `false` before a redirect. */
   #redirectHeaders: TokenHeaders | undefined | false = false;
   constructor(policy: Policy, attempt: RequestAttempt, original: RequestFunction | undefined) {
@@ -73,6 +103,12 @@ class RequestState {
   }
   redirected(headers: TokenHeaders | undefined): void {
     this.#redirectHeaders = headers;
+    if (headers === undefined) this.withhold();
+  }
+  /** This hop goes without keyfob's headers: neither it nor a later one is a rejection of keyfob's token. */
+  withhold(): void {
+    this.withheld = true;
+    this.policy.stripped(this.attempt);
   }
   /** The redirect decision for this hop, once. */
   takeRedirect(): TokenHeaders | undefined | false {
@@ -82,10 +118,10 @@ class RequestState {
   }
   // got prints `options` (and so `context`) in `util.inspect(error)` and `JSON.stringify(error)`.
   toJSON(): Record<string, unknown> {
-    return { retried: this.attempt.retried };
+    return { retried: this.attempt.retried, withheld: this.withheld };
   }
   [Symbol.for('nodejs.util.inspect.custom')](): string {
-    return `KeyfobRequestState { retried: ${this.attempt.retried} }`;
+    return `KeyfobRequestState { retried: ${this.attempt.retried}, withheld: ${this.withheld} }`;
   }
 }
 
@@ -114,26 +150,98 @@ function urlOf(options: GotRequestOptions): URL | undefined {
 /**
  * got's `request` option for one hop: the token goes on the native request options handed to Node,
  * never on got's `options.headers`, which every got error (HTTPError, ParseError, CancelError,
- * TimeoutError, ...) carries as `error.options`, wherever it was built.
+ * TimeoutError, ...) carries as `error.options`, wherever it was built. got keeps those native options
+ * (`request._requestOptions`), so its own header map is put back once Node has copied keyfob's; Node's
+ * `ClientRequest` is scrubbed once its head is out ({@link guardNativeRequest}).
  */
 function requestWith(
   options: GotRequestOptions,
-  original: RequestFunction | undefined,
+  state: RequestState,
   headers: TokenHeaders,
 ): RequestFunction {
-  const fn = (url: URL, native: NativeOptions, callback?: (response: unknown) => void) => {
-    // got builds these native options for this call only; its own `options.headers` stays as it was.
-    native.headers = withHeaders(native.headers, headers);
-    if (original === undefined) return callWith(fallbackOf(options), url, native, callback);
-    // got falls back to its own request function when a custom one returns undefined: with the token.
-    const result = callWith(original, url, native, callback);
-    if (result === undefined) return callWith(fallbackOf(options), url, native, callback);
-    if (result instanceof Promise) {
-      return result.then((r) => (r === undefined ? callWith(fallbackOf(options), url, native, callback) : r));
+  const fn = (url: URL | string, native: NativeOptions, callback?: (response: unknown) => void) => {
+    // got's cache calls this as (options, handler): not a URL keyfob can check, so no token (as before).
+    if (typeof url !== 'string' && !(url instanceof URL))
+      return send(options, state.original, url, native, callback);
+    // The URL got sends to, after every beforeRequest hook: one that ran after keyfob's may have moved it.
+    if (!state.policy.allows(typeof url === 'string' ? url : url.href)) {
+      state.withhold();
+      return send(options, state.original, url, native, callback);
     }
-    return result;
+    const own = native.headers;
+    const copy = withHeaders(own, headers);
+    native.headers = copy;
+    let result: unknown;
+    try {
+      result = send(options, state.original, url, native, callback);
+    } catch (error) {
+      release(native, own, copy, headers);
+      throw error;
+    }
+    if (result instanceof Promise) {
+      return result.then(
+        (r: unknown) => {
+          release(native, own, copy, headers);
+          return sent(r, state);
+        },
+        (error: unknown) => {
+          release(native, own, copy, headers);
+          throw error;
+        },
+      );
+    }
+    release(native, own, copy, headers);
+    return sent(result, state);
   };
   return fn as unknown as RequestFunction;
+}
+
+/**
+ * The request function has made its request, and Node has copied the headers into it: got's native
+ * options get their own header map back, and keyfob's copy, which Node's agent may keep with the
+ * options of a request waiting for a socket, no longer holds the values.
+ */
+function release(
+  native: NativeOptions,
+  own: NativeOptions['headers'],
+  copy: Record<string, unknown>,
+  headers: TokenHeaders,
+): void {
+  native.headers = own;
+  for (const name in headers) copy[name] = REDACTED;
+}
+
+/**
+ * The native request that carries keyfob's headers: scrubbed once they are written, or when its
+ * response arrives ({@link RequestState.observe}), or when got gives up on it (the `beforeError` hook).
+ */
+function sent(request: unknown, state: RequestState): unknown {
+  const r = request as { on?: unknown } | null | undefined;
+  if (r !== null && r !== undefined && typeof r.on === 'function') {
+    (r as { on(event: 'response', listener: RequestState['observe']): unknown }).on(
+      'response',
+      state.observe,
+    );
+    guardNativeRequest(r);
+  }
+  return request;
+}
+
+/** The caller's request function, else got's own: got falls back to its own when a custom one returns undefined. */
+function send(
+  options: GotRequestOptions,
+  original: RequestFunction | undefined,
+  url: unknown,
+  native: unknown,
+  callback: unknown,
+): unknown {
+  if (original === undefined) return callWith(fallbackOf(options), url, native, callback);
+  const result = callWith(original, url, native, callback);
+  if (result === undefined) return callWith(fallbackOf(options), url, native, callback);
+  if (result instanceof Promise) {
+    return result.then((r) => (r === undefined ? callWith(fallbackOf(options), url, native, callback) : r));
+  }
+  return result;
 }
 
 /**
@@ -170,14 +278,14 @@ function fallbackOf(options: GotRequestOptions): unknown {
   }
 }
 
-function callWith(fn: unknown, url: URL, native: NativeOptions, callback: unknown): unknown {
-  return (fn as (u: URL, o: unknown, c?: unknown) => unknown)(url, native, callback);
+function callWith(fn: unknown, url: unknown, native: unknown, callback: unknown): unknown {
+  return (fn as (u: unknown, o: unknown, c?: unknown) => unknown)(url, native, callback);
 }
 
 /** Sets (or, without headers, takes back) keyfob's request function for this hop. */
 function install(options: GotRequestOptions, state: RequestState | undefined, headers?: TokenHeaders): void {
   if (state === undefined) return;
-  options.request = headers === undefined ? state.original : requestWith(options, state.original, headers);
+  options.request = headers === undefined ? state.original : requestWith(options, state, headers);
 }
 
 /**
@@ -188,9 +296,13 @@ function install(options: GotRequestOptions, state: RequestState | undefined, he
  * - `beforeRequest`: asks the policy and puts its headers on the native request only (got's
  *   `request` option), so `options.headers` and every error got builds never hold a token. An
  *   `Authorization` you set is replaced by keyfob's on an allowed origin, unless `context.keyfob.skip`.
- * - `beforeRedirect`: the policy's decision for the next hop.
+ *   keyfob's `request` function checks the URL got finally sends to (a later hook may have changed
+ *   it) and scrubs the headers from Node's `ClientRequest` once they are sent.
+ * - `beforeRedirect`: the policy's decision for the next hop. Once a hop went without the token, got's
+ *   retries of the request stay without it.
  * - `afterResponse`: on a 401 the policy calls a rejection of keyfob's token, invalidates it and, when
- *   the body can be replayed, one `retryWithMergedOptions`.
+ *   the body can be replayed, one `retryWithMergedOptions`. Every other response reaches the policy
+ *   when Node hands it over (DPoP nonces).
  * - `beforeError`: a {@link KeyfobError} thrown while getting a token reaches the caller as itself
  *   (got 14; older got: a `RequestError` whose `cause` it is; see {@link keyfobErrorOf}).
  *
@@ -244,7 +356,9 @@ function hooksFor(
 
   // Not async: with the token cached the policy answers synchronously, and got only awaits undefined.
   const beforeRequest: BeforeRequestHook = (opts) => {
-    let state = stateOf(opts);
+    const mark = (opts.context as Record<PropertyKey, unknown> | undefined)?.[STATE];
+    if (mark === WITHOUT_TOKEN) return;
+    let state = mark instanceof RequestState ? mark : undefined;
     if (state !== undefined) {
       // A redirect hop: the redirect hook has decided.
       const redirect = state.takeRedirect();
@@ -253,12 +367,14 @@ function hooksFor(
     const url = urlOf(opts);
     if (state === undefined) {
       const policy = policyFor(opts);
-      const attempt = url === undefined ? undefined : policy.start(url, keyfobOf(opts), opts);
+      // The href: the policy's cached path for a string (a URL's origin is computed on every read).
+      const attempt = url === undefined ? undefined : policy.start(url.href, keyfobOf(opts), opts);
       if (attempt === undefined) return;
       state = new RequestState(policy, attempt, opts.request);
       (opts.context as Record<PropertyKey, unknown>)[STATE] = state;
-    } else if (url === undefined || !state.policy.allows(url)) {
-      // got's own retry (or keyfob's 401 retry) of a request that ended up elsewhere.
+    } else if (state.withheld || url === undefined || !state.policy.allows(url.href)) {
+      // got's own retry (or keyfob's 401 retry) of a request that ended up elsewhere, or that went
+      // through another origin on the way: it stays without the token.
       return install(opts, state);
     }
     const signal = (opts as { signal?: AbortSignal }).signal ?? undefined;
@@ -270,7 +386,10 @@ function hooksFor(
 
   const beforeRedirect: BeforeRedirectHook = (opts) => {
     const state = stateOf(opts);
-    if (state === undefined) return;
+    if (state === undefined) {
+      (opts.context as Record<PropertyKey, unknown>)[STATE] = WITHOUT_TOKEN;
+      return;
+    }
     const url = urlOf(opts);
     state.redirected(url === undefined ? undefined : state.policy.redirect(state.attempt, opts.method, url));
   };
@@ -287,12 +406,19 @@ function hooksFor(
     return retryWithMergedOptions({});
   };
   // Synchronous for everything but a 401: no promise on the hot path.
+  // Every other response already went to the policy when Node handed it over (RequestState.observe).
   const afterResponse: AfterResponseHook = (response, retryWithMergedOptions) =>
     response.statusCode === 401 ? on401(response, retryWithMergedOptions) : response;
 
   const beforeError: BeforeErrorHook = (error) => {
     const cause = (error as { cause?: unknown }).cause;
     if (error.name === 'RequestError' && isKeyfobError(cause)) return cause as unknown as RequestError;
+    // got has given up on the request (refused, timed out, a failing body stream...): Node's request
+    // may still hold keyfob's headers, also in a head never written.
+    const state = error.options === undefined ? undefined : stateOf(error.options);
+    if (state !== undefined && state.attempt.sent !== undefined) {
+      scrubAbandonedRequest((error.request as { _request?: unknown } | undefined)?._request);
+    }
     return error;
   };
 

@@ -117,6 +117,106 @@ describe('tokenHooks / withTokens with got 14', () => {
       expect(api.requests.every((r) => r.headers.authorization?.startsWith('Bearer at_'))).toBe(true);
     });
 
+    it("a beforeRequest hook running after keyfob's moves the request to another origin: the token does not go with it", async () => {
+      const evil = await startServer((req) =>
+        req.path === '/denied' ? { status: 401, body: { error: 'nope' } } : { body: { evil: true } },
+      );
+      cleanup.push(() => evil.close());
+      const { auth, api, client } = await setup();
+      const moved = client.extend({
+        hooks: {
+          beforeRequest: [
+            (o) => {
+              o.url = new URL(`${evil.url}${(o.url as URL).pathname === '/denied' ? '/denied' : '/ok'}`);
+            },
+          ],
+        },
+      });
+      expect(await moved.get('hello').json()).toEqual({ evil: true });
+      expect(evil.requests).toHaveLength(1);
+      expect(evil.requests[0]!.headers.authorization).toBeUndefined();
+      expect(evil.requests[0]!.headers.dpop).toBeUndefined();
+      // A 401 from there is no verdict on keyfob's token: not invalidated, not retried.
+      const err = await rejection(moved.get('denied'));
+      expect((err as HTTPError).response.statusCode).toBe(401);
+      expect(evil.requests).toHaveLength(2);
+      expect(evil.requests[1]!.headers.authorization).toBeUndefined();
+      expect(api.requests).toHaveLength(0);
+      expect(auth.tokenRequests()).toHaveLength(1);
+      // A hook that keeps the request on the allowed origin (another path) keeps the token.
+      const rerouted = client.extend({
+        hooks: {
+          beforeRequest: [
+            (o) => {
+              o.url = new URL(`${api.url}/hello?rerouted=1`);
+            },
+          ],
+        },
+      });
+      expect((await rerouted.get('elsewhere')).statusCode).toBe(200);
+      expect(api.requests[0]!.path).toBe('/hello?rerouted=1');
+      expect(api.requests[0]!.headers.authorization).toMatch(/^Bearer at_/);
+      expect(auth.tokenRequests()).toHaveLength(1);
+    });
+
+    it("got's retry of a request a redirect took through another origin stays without the token", async () => {
+      let apiUrl = '';
+      const evil = await startServer(() => ({ status: 302, headers: { location: `${apiUrl}/flaky` } }));
+      cleanup.push(() => evil.close());
+      let flaky = 0;
+      const { auth, api, client, at } = await setup({
+        got: { retry: { limit: 1, backoffLimit: 10, noise: 0 } },
+        extra: (req) => {
+          if (req.path === '/hop') return { status: 302, headers: { location: `${evil.url}/bounce` } };
+          if (req.path === '/flaky') {
+            return ++flaky === 1 ? { status: 503, body: { error: 'busy' } } : { body: { flaky } };
+          }
+          return { status: 404 };
+        },
+      });
+      apiUrl = api.url;
+      // allowed /hop -> foreign /bounce -> allowed /flaky (503, then got's retry: 200)
+      const res = await client.get('hop');
+      expect(res.statusCode).toBe(200);
+      expect(res.retryCount).toBe(1);
+      expect(at('/hop')[0]!.headers.authorization).toMatch(/^Bearer at_/);
+      expect(evil.requests.map((r) => r.headers.authorization)).toEqual([undefined]);
+      expect(at('/flaky').map((r) => r.headers.authorization)).toEqual([undefined, undefined]);
+      expect(auth.tokenRequests()).toHaveLength(1);
+      // The next request, and keyfob's own 401 retry of it, still get tokens (a fresh one for the retry).
+      auth.issuer.revokeAll();
+      const after = await client.get('hello');
+      expect(after.statusCode).toBe(200);
+      const [first, second] = at('/hello');
+      expect(first!.headers.authorization).toBe(at('/hop')[0]!.headers.authorization);
+      expect(second!.headers.authorization).toMatch(/^Bearer at_/);
+      expect(second!.headers.authorization).not.toBe(first!.headers.authorization);
+      expect(auth.tokenRequests()).toHaveLength(2);
+    });
+
+    it("a request that starts on another origin and is redirected to the allowed one: no token there, nor on got's retry", async () => {
+      let apiUrl = '';
+      const evil = await startServer(() => ({ status: 302, headers: { location: `${apiUrl}/flaky` } }));
+      cleanup.push(() => evil.close());
+      let flaky = 0;
+      const { auth, api, client, at } = await setup({
+        got: { retry: { limit: 1, backoffLimit: 10, noise: 0 } },
+        extra: (req) =>
+          req.path === '/flaky'
+            ? ++flaky === 1
+              ? { status: 503, body: { error: 'busy' } }
+              : { body: { flaky } }
+            : { status: 404 },
+      });
+      apiUrl = api.url;
+      const res = await client.get(`${evil.url}/start`);
+      expect(res.statusCode).toBe(200);
+      expect(res.retryCount).toBe(1);
+      expect(evil.requests.map((r) => r.headers.authorization)).toEqual([undefined]);
+      expect(at('/flaky').map((r) => r.headers.authorization)).toEqual([undefined, undefined]);
+      expect(auth.tokenRequests()).toHaveLength(0);
+    });
+
     it("a caller-set Authorization: replaced by keyfob's on an allowed origin, sent as is with skip or to another origin", async () => {
       const other = await startServer(() => ({ body: { elsewhere: true } }));
       cleanup.push(() => other.close());

@@ -1,0 +1,199 @@
+import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
+import { customGrant, TokenManager } from '@keyfob/core';
+import { leakScan, type RecordedRequest, type Reply, startServer, type TestServer } from '@keyfob/testing';
+import got, { HTTPError } from 'got';
+import { afterEach, describe, expect, it } from 'vitest';
+import { withTokens } from '../src/index.js';
+
+const cleanup: (() => Promise<unknown> | unknown)[] = [];
+afterEach(async () => {
+  while (cleanup.length) await cleanup.pop()!();
+});
+
+const b64url = (b: Buffer) => b.toString('base64url');
+
+interface Proof {
+  jti: string;
+  htm: string;
+  htu: string;
+  ath?: string;
+  nonce?: string;
+}
+
+/**
+ * RFC 9449 4.3 checks of one request's proof, as a resource server makes them: the signature with the
+ * header's key, `typ`, `htm`, `htu` (the URL without query), `ath` (the token's hash). Returns the
+ * proof's claims, or why it is refused.
+ */
+function checkProof(req: RecordedRequest, origin: string, token: string): Proof | string {
+  const proof = req.headers.dpop;
+  if (typeof proof !== 'string') return 'no proof';
+  const [h, p, s] = proof.split('.');
+  if (!h || !p || !s) return 'not a JWS';
+  const header = JSON.parse(Buffer.from(h, 'base64url').toString()) as { typ?: string; jwk?: object };
+  const claims = JSON.parse(Buffer.from(p, 'base64url').toString()) as Proof;
+  if (header.typ !== 'dpop+jwt' || !header.jwk) return 'bad header';
+  const key = createPublicKey({ key: header.jwk as never, format: 'jwk' });
+  const ok = verify(
+    'sha256',
+    Buffer.from(`${h}.${p}`),
+    { key, dsaEncoding: 'ieee-p1363' },
+    Buffer.from(s, 'base64url'),
+  );
+  if (!ok) return 'bad signature';
+  if (claims.htm !== req.method) return 'htm';
+  if (claims.htu !== `${origin}${req.path.split('?')[0]}`) return 'htu';
+  if (claims.ath !== b64url(createHash('sha256').update(token).digest())) return 'ath';
+  return claims;
+}
+
+/** A manager with DPoP on, whose grant hands out DPoP-bound tokens (counted). */
+function dpopManager() {
+  const issued: string[] = [];
+  const tokens = new TokenManager({
+    grant: customGrant(async () => {
+      const t = `dpop_${randomBytes(12).toString('hex')}`;
+      issued.push(t);
+      return { access_token: t, token_type: 'DPoP', expires_in: 3600 };
+    }),
+    dpop: true,
+  });
+  cleanup.push(() => tokens.close());
+  return { tokens, issued };
+}
+
+async function server(handler: (req: RecordedRequest) => Reply): Promise<TestServer> {
+  const s = await startServer(handler);
+  cleanup.push(() => s.close());
+  return s;
+}
+
+/**
+ * A DPoP-only API (RFC 9449 7, 9): every request needs `Authorization: DPoP <token>` and a valid proof
+ * with a fresh `jti`. The proof must carry the current nonce (otherwise 401 `use_dpop_nonce` with the
+ * nonce), and every answered request rotates it (`DPoP-Nonce` on the 200, the 404 and the 302).
+ * `/redir?to=` answers 302 to `to`; `/missing` is a 404.
+ */
+async function dpopApi(tokens: () => readonly string[]) {
+  let nonce = `n-${randomBytes(6).toString('hex')}`;
+  const jtis = new Set<string>();
+  const outcomes: (number | string)[] = [];
+  const proofs: Proof[] = [];
+  const api = await server((req): Reply => {
+    const m = /^DPoP (.+)$/.exec(req.headers.authorization ?? '');
+    const token = m?.[1];
+    const claims = token && tokens().includes(token) ? checkProof(req, api.url, token) : 'token';
+    if (typeof claims === 'string' || jtis.has(claims.jti)) {
+      outcomes.push(typeof claims === 'string' ? claims : 'replay');
+      return { status: 401, headers: { 'www-authenticate': 'DPoP error="invalid_token"' } };
+    }
+    jtis.add(claims.jti);
+    proofs.push(claims);
+    if (claims.nonce !== nonce) {
+      outcomes.push(401);
+      return {
+        status: 401,
+        headers: {
+          'www-authenticate':
+            'DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof"',
+          'dpop-nonce': nonce,
+        },
+      };
+    }
+    nonce = `n-${randomBytes(6).toString('hex')}`;
+    const fresh = { 'dpop-nonce': nonce };
+    const url = new URL(req.path, api.url);
+    if (url.pathname === '/redir') {
+      outcomes.push(302);
+      return { status: 302, headers: { ...fresh, location: url.searchParams.get('to') ?? '/' } };
+    }
+    if (url.pathname === '/missing') {
+      outcomes.push(404);
+      return { status: 404, headers: fresh, body: { error: 'not_found' } };
+    }
+    outcomes.push(200);
+    return { headers: fresh, body: { ok: true, path: req.path } };
+  });
+  return { api, outcomes, proofs };
+}
+
+async function setup() {
+  const { tokens, issued } = dpopManager();
+  const { api, outcomes, proofs } = await dpopApi(() => issued);
+  const client = withTokens(got.extend({ prefixUrl: api.url, retry: { limit: 0 } }), tokens);
+  return { api, client, issued, outcomes, proofs };
+}
+
+describe('withTokens with DPoP: resource server nonces on every response', () => {
+  it('an API that rotates its nonce on every 200: 3 sequential GETs cost 4 API requests', async () => {
+    const { api, client, issued, outcomes, proofs } = await setup();
+    for (let i = 0; i < 3; i++) {
+      const res = await client.get(`data/${i}`);
+      expect(res.statusCode).toBe(200);
+    }
+    // The first challenge is answered once; after that each 200's nonce is in the next proof.
+    expect(outcomes).toEqual([401, 200, 200, 200]);
+    expect(api.requests).toHaveLength(4);
+    expect(proofs[0]!.nonce).toBeUndefined();
+    expect(new Set(proofs.map((p) => p.nonce)).size).toBe(4);
+    expect(issued).toHaveLength(1);
+  });
+
+  it("the nonce on an error response (got's HTTPError, and with throwHttpErrors: false) is kept too", async () => {
+    const { client, outcomes } = await setup();
+    expect((await client.get('data/a')).statusCode).toBe(200);
+    const err = await client.get('missing').catch((e: unknown) => e);
+    expect((err as HTTPError).response.statusCode).toBe(404);
+    expect((await client.get('data/b')).statusCode).toBe(200);
+    expect((await client.get('missing', { throwHttpErrors: false })).statusCode).toBe(404);
+    expect((await client.get('data/c')).statusCode).toBe(200);
+    expect(outcomes).toEqual([401, 200, 404, 200, 404, 200]);
+  });
+
+  it('the nonce on a redirect response (which got follows by itself) goes into the next hop to that origin', async () => {
+    const { client, outcomes } = await setup();
+    expect((await client.get('data/a')).statusCode).toBe(200);
+    const res = await client.get(`redir?to=${encodeURIComponent('/redir?to=/data/b')}`).json();
+    expect(res).toMatchObject({ ok: true, path: '/data/b' });
+    expect((await client.get('data/c')).statusCode).toBe(200);
+    expect(outcomes).toEqual([401, 200, 302, 302, 200, 200]);
+  });
+
+  it("the nonce on the response to keyfob's own retry, and on a stream's response (no afterResponse hook sees either)", async () => {
+    const { client, outcomes } = await setup();
+    // The challenge and the retry: got runs the retry without keyfob's afterResponse hook.
+    expect((await client.get('data/a')).statusCode).toBe(200);
+    let body = '';
+    for await (const chunk of client.stream('data/s')) body += String(chunk);
+    expect(JSON.parse(body)).toMatchObject({ ok: true, path: '/data/s' });
+    expect((await client.get('data/b')).statusCode).toBe(200);
+    expect(outcomes).toEqual([401, 200, 200, 200]);
+  });
+
+  it('a nonce from a server the token did not reach (a foreign redirect target) is not taken for the API', async () => {
+    const { client, outcomes } = await setup();
+    const foreign = await server(() => ({
+      headers: { 'dpop-nonce': 'foreign-nonce' },
+      body: { foreign: true },
+    }));
+    expect((await client.get('data/a')).statusCode).toBe(200);
+    const res = await client.get(`redir?to=${encodeURIComponent(`${foreign.url}/x`)}`).json();
+    expect(res).toEqual({ foreign: true });
+    expect(foreign.requests[0]!.headers.authorization).toBeUndefined();
+    expect(foreign.requests[0]!.headers.dpop).toBeUndefined();
+    expect((await client.get('data/b')).statusCode).toBe(200);
+    expect(outcomes).toEqual([401, 200, 302, 200]);
+  });
+
+  it("neither the token nor a proof stays on got's response or Node's request", async () => {
+    const { api, client, issued } = await setup();
+    const res = await client.get(`redir?to=${encodeURIComponent('/data/x')}`);
+    expect(res.statusCode).toBe(200);
+    const secrets = [issued[0]!, ...api.requests.map((r) => r.headers.dpop as string)];
+    expect(secrets).toHaveLength(4);
+    expect(leakScan(res, secrets)).toEqual([]);
+    const native = (res as unknown as { req: { _header: string; getHeader(n: string): unknown } }).req;
+    for (const s of secrets) expect(native._header).not.toContain(s);
+    expect(native.getHeader('dpop')).toBe('[REDACTED]');
+  });
+});
