@@ -55,6 +55,8 @@ type Policy = RequestPolicy<GotRequestOptions>;
 /** got's `request` option: `(url, nativeOptions, callback) => ClientRequest | Promise<…> | undefined`. */
 type RequestFunction = NonNullable<Options['request']>;
 type NativeOptions = { headers?: Record<string, unknown> } & Record<string, unknown>;
+/** What keyfob reads of a response: got's, or Node's `IncomingMessage` (whose `req` is the `ClientRequest`). */
+type ResponseLike = { statusCode?: number | undefined; headers?: unknown; req?: unknown };
 
 const NAME = '@keyfob/got';
 /** Lives in `options.context` under a private symbol: survives got's retries and redirects (context is copied shallowly). */
@@ -77,29 +79,31 @@ class RequestState {
    * without them, as core's later hops do (once stripped, the token does not come back).
    */
   withheld = false;
-  /**
-   * Every response to a hop that carried keyfob's headers, as Node hands it over: Node's request is
-   * scrubbed (its head was sent), and the policy sees the response (core: call `rejected` for every
-   * response, any status; with DPoP a resource server may send its next nonce on any of them, RFC 9449
-   * 9), before got follows a redirect, and also where got's `afterResponse` hooks never run (the
-   * response to keyfob's own retry, which got makes without the hooks from keyfob's on; streams). A
-   * 401 is the `afterResponse` hook's: it may retry.
-   */
-  readonly observe = (response: {
-    statusCode?: number | undefined;
-    headers?: unknown;
-    req?: unknown;
-  }): void => {
-    scrubSentRequest(response.req);
-    const status = response.statusCode ?? 0;
-    if (status !== 401) this.policy.rejected(this.attempt, status, response.headers);
-  };
   /** The headers the next hop gets, as decided by the redirect hook, or `false` before a redirect. */
   #redirectHeaders: TokenHeaders | undefined | false = false;
   constructor(policy: Policy, attempt: RequestAttempt, original: RequestFunction | undefined) {
     this.policy = policy;
     this.attempt = attempt;
     this.original = original;
+  }
+  /**
+   * A response to a hop that carried keyfob's headers: Node's request is scrubbed (its head was sent;
+   * a server may answer before the body is), and the policy sees the response. Core's rule: call
+   * `rejected` for every response, any status; with DPoP a resource server may send its next nonce on
+   * any of them (RFC 9449 9). Called by the hooks got runs anyway (`afterResponse`, `beforeRedirect`),
+   * and by a listener only for the responses they never see: see {@link RequestState.unseen}.
+   */
+  observe(response: ResponseLike): void {
+    scrubSentRequest(response.req);
+    const status = response.statusCode ?? 0;
+    if (status !== 401) this.policy.rejected(this.attempt, status, response.headers);
+  }
+  /**
+   * Whether got will show this hop's response to no `afterResponse` hook of keyfob's: a stream (got
+   * runs none), or keyfob's own retry (got makes it without the hooks from keyfob's on).
+   */
+  unseen(options: GotRequestOptions): boolean {
+    return this.attempt.retried || this.attempt.nonceRetried || options.isStream === true;
   }
   redirected(headers: TokenHeaders | undefined): void {
     this.#redirectHeaders = headers;
@@ -182,7 +186,7 @@ function requestWith(
       return result.then(
         (r: unknown) => {
           release(native, own, copy, headers);
-          return sent(r, state);
+          return sent(r, state, options);
         },
         (error: unknown) => {
           release(native, own, copy, headers);
@@ -191,7 +195,7 @@ function requestWith(
       );
     }
     release(native, own, copy, headers);
-    return sent(result, state);
+    return sent(result, state, options);
   };
   return fn as unknown as RequestFunction;
 }
@@ -212,17 +216,19 @@ function release(
 }
 
 /**
- * The native request that carries keyfob's headers: scrubbed once they are written, or when its
- * response arrives ({@link RequestState.observe}), or when got gives up on it (the `beforeError` hook).
+ * The native request that carries keyfob's headers: scrubbed once they are written, when its response
+ * arrives ({@link RequestState.observe}) or when got gives up on it (the `beforeError` hook).
  */
-function sent(request: unknown, state: RequestState): unknown {
+function sent(request: unknown, state: RequestState, options: GotRequestOptions): unknown {
   const r = request as { on?: unknown } | null | undefined;
   if (r !== null && r !== undefined && typeof r.on === 'function') {
-    (r as { on(event: 'response', listener: RequestState['observe']): unknown }).on(
-      'response',
-      state.observe,
-    );
     guardNativeRequest(r);
+    if (state.unseen(options)) {
+      (r as { on(event: 'response', listener: (response: ResponseLike) => void): unknown }).on(
+        'response',
+        (response) => state.observe(response),
+      );
+    }
   }
   return request;
 }
@@ -301,8 +307,8 @@ function install(options: GotRequestOptions, state: RequestState | undefined, he
  * - `beforeRedirect`: the policy's decision for the next hop. Once a hop went without the token, got's
  *   retries of the request stay without it.
  * - `afterResponse`: on a 401 the policy calls a rejection of keyfob's token, invalidates it and, when
- *   the body can be replayed, one `retryWithMergedOptions`. Every other response reaches the policy
- *   when Node hands it over (DPoP nonces).
+ *   the body can be replayed, one `retryWithMergedOptions`. Every other response goes to the policy too
+ *   (DPoP nonces), as do redirects (`beforeRedirect`) and the responses got shows no hook of keyfob's.
  * - `beforeError`: a {@link KeyfobError} thrown while getting a token reaches the caller as itself
  *   (got 14; older got: a `RequestError` whose `cause` it is; see {@link keyfobErrorOf}).
  *
@@ -384,12 +390,14 @@ function hooksFor(
     return headers.then((h) => install(opts, s, h));
   };
 
-  const beforeRedirect: BeforeRedirectHook = (opts) => {
+  const beforeRedirect: BeforeRedirectHook = (opts, response) => {
     const state = stateOf(opts);
     if (state === undefined) {
       (opts.context as Record<PropertyKey, unknown>)[STATE] = WITHOUT_TOKEN;
       return;
     }
+    // The redirect's own response first: with DPoP, its nonce goes into the next hop's proof.
+    if (state.attempt.sent !== undefined) state.observe(response as ResponseLike);
     const url = urlOf(opts);
     state.redirected(url === undefined ? undefined : state.policy.redirect(state.attempt, opts.method, url));
   };
@@ -400,15 +408,20 @@ function hooksFor(
   ): Promise<typeof response> => {
     const opts = response.request.options;
     const state = stateOf(opts);
-    if (state === undefined || !state.policy.rejected(state.attempt, 401, response.headers)) return response;
+    if (state === undefined) return response;
+    if (state.attempt.sent !== undefined) scrubSentRequest((response as ResponseLike).req);
+    if (!state.policy.rejected(state.attempt, 401, response.headers)) return response;
     if (!(await state.policy.retry(state.attempt, opts.body))) return response;
     // beforeRequest runs again and asks the policy for the fresh token.
     return retryWithMergedOptions({});
   };
   // Synchronous for everything but a 401: no promise on the hot path.
-  // Every other response already went to the policy when Node handed it over (RequestState.observe).
-  const afterResponse: AfterResponseHook = (response, retryWithMergedOptions) =>
-    response.statusCode === 401 ? on401(response, retryWithMergedOptions) : response;
+  const afterResponse: AfterResponseHook = (response, retryWithMergedOptions) => {
+    if (response.statusCode === 401) return on401(response, retryWithMergedOptions);
+    const state = stateOf(response.request.options);
+    if (state !== undefined && state.attempt.sent !== undefined) state.observe(response as ResponseLike);
+    return response;
+  };
 
   const beforeError: BeforeErrorHook = (error) => {
     const cause = (error as { cause?: unknown }).cause;
