@@ -1,7 +1,15 @@
-import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { attachTokens } from '@keyfob/axios';
 import { customGrant, TokenManager } from '@keyfob/core';
-import { leakScan, type RecordedRequest, type Reply, startServer, type TestServer } from '@keyfob/testing';
+import {
+  checkDpopProof,
+  type DpopProofClaims,
+  leakScan,
+  type RecordedRequest,
+  type Reply,
+  startServer,
+  type TestServer,
+} from '@keyfob/testing';
 import axios, { type AxiosError } from 'axios';
 import { afterEach, describe, expect, it } from 'vitest';
 
@@ -9,43 +17,6 @@ const cleanup: (() => Promise<unknown> | unknown)[] = [];
 afterEach(async () => {
   while (cleanup.length) await cleanup.pop()!();
 });
-
-const b64url = (b: Buffer) => b.toString('base64url');
-
-interface Proof {
-  jti: string;
-  htm: string;
-  htu: string;
-  ath?: string;
-  nonce?: string;
-}
-
-/**
- * RFC 9449 4.3 checks of one request's proof, as a resource server makes them: the signature with the
- * header's key, `typ`, `htm`, `htu` (the URL without query), `ath` (the token's hash). Returns the
- * proof's claims, or why it is refused.
- */
-function checkProof(req: RecordedRequest, origin: string, token: string): Proof | string {
-  const proof = req.headers.dpop;
-  if (typeof proof !== 'string') return 'no proof';
-  const [h, p, s] = proof.split('.');
-  if (!h || !p || !s) return 'not a JWS';
-  const header = JSON.parse(Buffer.from(h, 'base64url').toString()) as { typ?: string; jwk?: object };
-  const claims = JSON.parse(Buffer.from(p, 'base64url').toString()) as Proof;
-  if (header.typ !== 'dpop+jwt' || !header.jwk) return 'bad header';
-  const key = createPublicKey({ key: header.jwk as never, format: 'jwk' });
-  const ok = verify(
-    'sha256',
-    Buffer.from(`${h}.${p}`),
-    { key, dsaEncoding: 'ieee-p1363' },
-    Buffer.from(s, 'base64url'),
-  );
-  if (!ok) return 'bad signature';
-  if (claims.htm !== req.method) return 'htm';
-  if (claims.htu !== `${origin}${req.path.split('?')[0]}`) return 'htu';
-  if (claims.ath !== b64url(createHash('sha256').update(token).digest())) return 'ath';
-  return claims;
-}
 
 /** A manager with DPoP on, whose grant hands out DPoP-bound tokens (counted). */
 function dpopManager() {
@@ -78,7 +49,7 @@ async function dpopApi(tokens: () => readonly string[], options: { nonces?: bool
   let nonce = `n-${randomBytes(6).toString('hex')}`;
   const jtis = new Set<string>();
   const outcomes: (number | string)[] = [];
-  const proofs: Proof[] = [];
+  const proofs: DpopProofClaims[] = [];
   const rotate = () => {
     nonce = `n-${randomBytes(6).toString('hex')}`;
     return nonce;
@@ -86,7 +57,7 @@ async function dpopApi(tokens: () => readonly string[], options: { nonces?: bool
   const api = await server((req): Reply => {
     const m = /^DPoP (.+)$/.exec(req.headers.authorization ?? '');
     const token = m?.[1];
-    const claims = token && tokens().includes(token) ? checkProof(req, api.url, token) : 'token';
+    const claims = token && tokens().includes(token) ? checkDpopProof(req, api.url, token) : 'token';
     if (typeof claims === 'string' || jtis.has(claims.jti)) {
       outcomes.push(typeof claims === 'string' ? claims : 'replay');
       return { status: 401, headers: { 'www-authenticate': 'DPoP error="invalid_token"' } };

@@ -370,4 +370,5 @@ export {
   conformance,
   conformanceDpopKey,
 } from './conformance.js';
+export { checkDpopProof, type DpopProofClaims } from './dpop-proof.js';
 export { leakScan } from './leak-scan.js';
