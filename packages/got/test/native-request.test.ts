@@ -248,7 +248,8 @@ describe("no token on Node's ClientRequest once got or the caller can reach it",
     const client = withTokens(got.extend({ prefixUrl: raw.url, retry: { limit: 0 } }), tokens);
     const err = (await rejection(client.get('reset'))) as RequestError;
     expect(err).toBeInstanceOf(RequestError);
-    expect(err.code).toBe('ECONNRESET');
+    // got 14 reports the reset; got 16 the body cut short of its content-length.
+    expect(['ECONNRESET', 'ERR_HTTP_CONTENT_LENGTH_MISMATCH']).toContain(err.code);
     expect(raw.authorizations).toEqual([`Bearer ${issued[0]}`]);
     expectClean(err, issued);
     expectClean(err.response, issued);
