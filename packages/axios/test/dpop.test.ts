@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { attachTokens } from '@keyfob/axios';
-import { customGrant, TokenManager } from '@keyfob/core';
 import {
   checkDpopProof,
   type DpopProofClaims,
   leakScan,
   type RecordedRequest,
   type Reply,
+  recordingManager as recording,
   startServer,
   type TestServer,
 } from '@keyfob/testing';
@@ -18,20 +18,7 @@ afterEach(async () => {
   while (cleanup.length) await cleanup.pop()!();
 });
 
-/** A manager with DPoP on, whose grant hands out DPoP-bound tokens (counted). */
-function dpopManager() {
-  const issued: string[] = [];
-  const tokens = new TokenManager({
-    grant: customGrant(async () => {
-      const t = `dpop_${randomBytes(12).toString('hex')}`;
-      issued.push(t);
-      return { access_token: t, token_type: 'DPoP', expires_in: 3600 };
-    }),
-    dpop: true,
-  });
-  cleanup.push(() => tokens.close());
-  return { tokens, issued };
-}
+const dpopManager = () => recording(cleanup, { dpop: true });
 
 async function server(handler: (req: RecordedRequest) => Reply): Promise<TestServer> {
   const s = await startServer(handler);

@@ -1,11 +1,11 @@
-import { randomBytes } from 'node:crypto';
 import { attachTokens } from '@keyfob/axios';
-import { clientCredentials, customGrant, KeyfobError, TokenManager } from '@keyfob/core';
+import { clientCredentials, KeyfobError, TokenManager } from '@keyfob/core';
 import {
   genericClientCredentials,
   type Handler,
   leakScan,
   type Reply,
+  recordingManager as recording,
   rejection,
   startServer,
   type TestServer,
@@ -18,19 +18,7 @@ afterEach(async () => {
   while (cleanup.length) await cleanup.pop()!();
 });
 
-/** A manager whose every token is recorded, so a test can look for all of them in an error. */
-function recordingManager() {
-  const issued: string[] = [];
-  const tokens = new TokenManager({
-    grant: customGrant(async () => {
-      const t = `tok_${randomBytes(12).toString('hex')}`;
-      issued.push(t);
-      return { access_token: t, expires_in: 3600 };
-    }),
-  });
-  cleanup.push(() => tokens.close());
-  return { tokens, issued };
-}
+const recordingManager = () => recording(cleanup);
 
 async function server(handler: Handler): Promise<TestServer> {
   const s = await startServer(handler);

@@ -1,10 +1,16 @@
-import { randomBytes } from 'node:crypto';
 import { Agent, createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { inspect } from 'node:util';
-import { customGrant, TokenManager } from '@keyfob/core';
-import { type Handler, leakScan, type Reply, rejection, startServer, type TestServer } from '@keyfob/testing';
+import {
+  type Handler,
+  leakScan,
+  type Reply,
+  recordingManager as recording,
+  rejection,
+  startServer,
+  type TestServer,
+} from '@keyfob/testing';
 import * as gotModule from 'got';
 import got, { HTTPError, MaxRedirectsError, ParseError, RequestError, TimeoutError, UploadError } from 'got';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -22,18 +28,7 @@ afterEach(async () => {
   while (cleanup.length) await cleanup.pop()!();
 });
 
-function recordingManager() {
-  const issued: string[] = [];
-  const tokens = new TokenManager({
-    grant: customGrant(async () => {
-      const t = `tok_${randomBytes(12).toString('hex')}`;
-      issued.push(t);
-      return { access_token: t, expires_in: 3600 };
-    }),
-  });
-  cleanup.push(() => tokens.close());
-  return { tokens, issued };
-}
+const recordingManager = () => recording(cleanup);
 
 async function server(handler: Handler): Promise<TestServer> {
   const s = await startServer(handler);

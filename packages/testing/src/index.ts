@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { customGrant, TokenManager } from '@keyfob/core';
 
 export interface RecordedRequest {
   method: string;
@@ -372,3 +373,25 @@ export {
 } from './conformance.js';
 export { checkDpopProof, type DpopProofClaims } from './dpop-proof.js';
 export { leakScan } from './leak-scan.js';
+
+/**
+ * A real TokenManager whose grant hands out a new random token per request and records each, so a
+ * test can look for every one of them in an error or on the wire. With `dpop`, DPoP-bound tokens
+ * (`token_type: DPoP`) and a manager that signs proofs. Its `close` goes into `cleanup`.
+ */
+export function recordingManager(
+  cleanup: (() => unknown)[],
+  options: { dpop?: boolean } = {},
+): { tokens: TokenManager; issued: string[] } {
+  const issued: string[] = [];
+  const tokens = new TokenManager({
+    grant: customGrant(async () => {
+      const t = `${options.dpop ? 'dpop' : 'tok'}_${randomBytes(12).toString('hex')}`;
+      issued.push(t);
+      return { access_token: t, expires_in: 3600, ...(options.dpop ? { token_type: 'DPoP' } : {}) };
+    }),
+    ...(options.dpop ? { dpop: true } : {}),
+  });
+  cleanup.push(() => tokens.close());
+  return { tokens, issued };
+}
