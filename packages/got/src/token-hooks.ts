@@ -152,11 +152,12 @@ function urlOf(options: GotRequestOptions): URL | undefined {
 }
 
 /**
- * got's `request` option for one hop: the token goes on the native request options handed to Node,
- * never on got's `options.headers`, which every got error (HTTPError, ParseError, CancelError,
- * TimeoutError, ...) carries as `error.options`, wherever it was built. got keeps those native options
- * (`request._requestOptions`), so its own header map is put back once Node has copied keyfob's; Node's
- * `ClientRequest` is scrubbed once its head is out ({@link guardNativeRequest}).
+ * got's `request` option for one hop: keyfob's headers go on the native request this function makes
+ * (Node's `ClientRequest`, `setHeader` before anything is written), never on got's `options.headers`,
+ * which every got error (HTTPError, ParseError, CancelError, TimeoutError, ...) carries as
+ * `error.options`, wherever it was built, nor on the native options got keeps
+ * (`request._requestOptions`). Node's `ClientRequest` is scrubbed once its head is out
+ * ({@link guardNativeRequest}).
  */
 function requestWith(
   options: GotRequestOptions,
@@ -172,38 +173,97 @@ function requestWith(
       state.withhold();
       return send(options, state.original, url, native, callback);
     }
-    const own = native.headers;
-    const copy = withHeaders(own, headers);
-    native.headers = copy;
-    let result: unknown;
-    try {
-      result = send(options, state.original, url, native, callback);
-    } catch (error) {
-      release(native, own, copy, headers);
-      throw error;
-    }
+    // Node writes the head of a request with `Expect` at once: the headers go in with the others.
+    if (native.headers?.expect !== undefined)
+      return sendWithCopy(options, state, headers, url, native, callback);
+    const result = send(options, state.original, url, native, callback);
     if (result instanceof Promise) {
-      return result.then(
-        (r: unknown) => {
-          release(native, own, copy, headers);
-          return sent(r, state, options);
-        },
-        (error: unknown) => {
-          release(native, own, copy, headers);
-          throw error;
-        },
-      );
+      return result.then((r: unknown) => attach(r, options, state, headers, url, native, callback));
     }
-    release(native, own, copy, headers);
-    return sent(result, state, options);
+    return attach(result, options, state, headers, url, native, callback);
   };
   return fn as unknown as RequestFunction;
 }
 
+/** What keyfob uses of a native request: Node's `ClientRequest`, http2-wrapper's, or a look-alike. */
+interface SettableRequest {
+  setHeader(name: string, value: string): unknown;
+  readonly headersSent?: boolean;
+  on?(event: string, listener: (...args: unknown[]) => void): unknown;
+  destroy?(): unknown;
+}
+
+/**
+ * Puts keyfob's headers on the native request just made, before got writes anything to it. A
+ * response instead of a request (a custom `request` function answering from a cache) was sent
+ * nothing: returned as is. A request whose head is already rendered (an agent that wrote it at
+ * once) is dropped unsent and made again with the headers in its options.
+ */
+function attach(
+  request: unknown,
+  options: GotRequestOptions,
+  state: RequestState,
+  headers: TokenHeaders,
+  url: unknown,
+  native: NativeOptions,
+  callback: unknown,
+): unknown {
+  const r = request as SettableRequest | null | undefined;
+  if (r === null || r === undefined || typeof r.setHeader !== 'function') return request;
+  if (r.headersSent === true) {
+    r.on?.('error', ignore);
+    r.destroy?.();
+    return sendWithCopy(options, state, headers, url, native, callback);
+  }
+  for (const name in headers) r.setHeader(name, headers[name]!);
+  return sent(request, state, options);
+}
+
+function ignore(): void {}
+
+/**
+ * The headers in a copy of got's native options for this one call (a head Node renders while the
+ * request is made): got's options get their own header map back once Node has copied keyfob's,
+ * and the copy, which Node's agent may keep with the options of a request waiting for a socket, no
+ * longer holds the values.
+ */
+function sendWithCopy(
+  options: GotRequestOptions,
+  state: RequestState,
+  headers: TokenHeaders,
+  url: unknown,
+  native: NativeOptions,
+  callback: unknown,
+): unknown {
+  const own = native.headers;
+  const copy = withHeaders(own, headers);
+  native.headers = copy;
+  let result: unknown;
+  try {
+    result = send(options, state.original, url, native, callback);
+  } catch (error) {
+    release(native, own, copy, headers);
+    throw error;
+  }
+  if (result instanceof Promise) {
+    return result.then(
+      (r: unknown) => {
+        release(native, own, copy, headers);
+        return sent(r, state, options);
+      },
+      (error: unknown) => {
+        release(native, own, copy, headers);
+        throw error;
+      },
+    );
+  }
+  release(native, own, copy, headers);
+  return sent(result, state, options);
+}
+
 /**
  * The request function has made its request, and Node has copied the headers into it: got's native
- * options get their own header map back, and keyfob's copy, which Node's agent may keep with the
- * options of a request waiting for a socket, no longer holds the values.
+ * options get their own header map back, and keyfob's copy no longer holds the values.
  */
 function release(
   native: NativeOptions,
