@@ -291,7 +291,7 @@ function withHeaders(
     const keys = Object.keys(h);
     for (let i = 0; i < keys.length; i++) {
       const k = keys[i]!;
-      if (!(k.toLowerCase() in headers)) copy[k] = h[k];
+      if (!named(k, headers)) copy[k] = h[k];
     }
     for (const name in headers) copy[name] = headers[name];
     return copy as unknown as InternalAxiosRequestConfig['headers'];
@@ -299,9 +299,16 @@ function withHeaders(
   // Headers an interceptor replaced with a plain object (or another axios copy's AxiosHeaders).
   const plain: Record<string, unknown> = {};
   const source = h && typeof h.toJSON === 'function' ? (h.toJSON as () => Record<string, unknown>)() : h;
-  for (const k in source) if (!(k.toLowerCase() in headers)) plain[k] = source[k];
+  for (const k in source) if (!named(k, headers)) plain[k] = source[k];
   for (const name in headers) plain[name] = headers[name];
   return plain as unknown as InternalAxiosRequestConfig['headers'];
+}
+
+/** Whether header name `k` is one of keyfob's, in any case (the length first: no lower-case copy of most names). */
+function named(k: string, headers: TokenHeaders): boolean {
+  for (const name in headers)
+    if (k.length === name.length && (k === name || k.toLowerCase() === name)) return true;
+  return false;
 }
 
 /**
@@ -551,7 +558,22 @@ function targetOf(config: InternalAxiosRequestConfig): string | undefined {
     return url.startsWith('//') ? undefined : url;
   }
   if (!baseURL) return undefined;
-  return `${baseURL.replace(/\/?\/$/, '')}/${url.replace(/^\/+/, '')}`;
+  // axios' combineURLs: no URL is the base URL as it is.
+  if (url === '') return baseURL;
+  let start = 0;
+  while (url.charCodeAt(start) === 47) start++;
+  return baseWithSlash(baseURL) + (start === 0 ? url : url.slice(start));
+}
+
+let lastBase = '';
+let lastBaseWithSlash = '/';
+/** `baseURL` without its trailing slash (or two), plus one: the same base for every request of an instance. */
+function baseWithSlash(baseURL: string): string {
+  if (baseURL !== lastBase) {
+    lastBaseWithSlash = `${baseURL.replace(/\/?\/$/, '')}/`;
+    lastBase = baseURL;
+  }
+  return lastBaseWithSlash;
 }
 
 /**

@@ -79,6 +79,24 @@ async function dpopApi(tokens: () => readonly string[], options: { nonces?: bool
 }
 
 describe('attachTokens with DPoP: resource server nonces', () => {
+  it('the proof names the URL axios sends to: a baseURL with a path and no url, a leading slash, trailing slashes', async () => {
+    const { tokens, issued } = dpopManager();
+    const { api, outcomes, proofs } = await dpopApi(() => issued);
+    for (const [baseURL, url, path] of [
+      [`${api.url}/data/base`, undefined, '/data/base'],
+      [`${api.url}/data//`, '/x', '/data/x'],
+      [`${api.url}/data`, 'y', '/data/y'],
+    ] as const) {
+      const http = axios.create({ baseURL });
+      attachTokens(http, tokens);
+      const res = await http.get(url ?? '');
+      expect(res.data.path).toBe(path);
+    }
+    // Each proof passed the API's check (htu = the URL the request went to): no 401.
+    expect(outcomes).toEqual([200, 200, 200]);
+    expect(proofs.map((p) => new URL(p.htu).pathname)).toEqual(['/data/base', '/data/x', '/data/y']);
+  });
+
   it('an API that rotates its nonce on every 200: 3 sequential GETs cost 4 API requests', async () => {
     const { tokens, issued } = dpopManager();
     const { api, outcomes, proofs } = await dpopApi(() => issued, { nonces: true });
