@@ -164,6 +164,7 @@ function requestWith(
   state: RequestState,
   headers: TokenHeaders,
 ): RequestFunction {
+  const hop: Hop = { options, state, headers };
   const fn = (url: URL | string, native: NativeOptions, callback?: (response: unknown) => void) => {
     // got's cache calls this as (options, handler): not a URL keyfob can check, so no token (as before).
     if (typeof url !== 'string' && !(url instanceof URL))
@@ -174,15 +175,21 @@ function requestWith(
       return send(options, state.original, url, native, callback);
     }
     // Node writes the head of a request with `Expect` at once: the headers go in with the others.
-    if (native.headers?.expect !== undefined)
-      return sendWithCopy(options, state, headers, url, native, callback);
+    if (native.headers?.expect !== undefined) return sendWithCopy(hop, url, native, callback);
     const result = send(options, state.original, url, native, callback);
     if (result instanceof Promise) {
-      return result.then((r: unknown) => attach(r, options, state, headers, url, native, callback));
+      return result.then((r: unknown) => attach(r, hop, url, native, callback));
     }
-    return attach(result, options, state, headers, url, native, callback);
+    return attach(result, hop, url, native, callback);
   };
   return fn as unknown as RequestFunction;
+}
+
+/** One hop of a request: got's options, keyfob's state and the headers the policy gave it. */
+interface Hop {
+  readonly options: GotRequestOptions;
+  readonly state: RequestState;
+  readonly headers: TokenHeaders;
 }
 
 /** What keyfob uses of a native request: Node's `ClientRequest`, http2-wrapper's, or a look-alike. */
@@ -199,24 +206,17 @@ interface SettableRequest {
  * nothing: returned as is. A request whose head is already rendered (an agent that wrote it at
  * once) is dropped unsent and made again with the headers in its options.
  */
-function attach(
-  request: unknown,
-  options: GotRequestOptions,
-  state: RequestState,
-  headers: TokenHeaders,
-  url: unknown,
-  native: NativeOptions,
-  callback: unknown,
-): unknown {
+function attach(request: unknown, hop: Hop, url: unknown, native: NativeOptions, callback: unknown): unknown {
   const r = request as SettableRequest | null | undefined;
   if (r === null || r === undefined || typeof r.setHeader !== 'function') return request;
   if (r.headersSent === true) {
     r.on?.('error', ignore);
     r.destroy?.();
-    return sendWithCopy(options, state, headers, url, native, callback);
+    return sendWithCopy(hop, url, native, callback);
   }
+  const { headers } = hop;
   for (const name in headers) r.setHeader(name, headers[name]!);
-  return sent(request, state, options);
+  return sent(request, hop.state, hop.options);
 }
 
 function ignore(): void {}
@@ -227,14 +227,8 @@ function ignore(): void {}
  * and the copy, which Node's agent may keep with the options of a request waiting for a socket, no
  * longer holds the values.
  */
-function sendWithCopy(
-  options: GotRequestOptions,
-  state: RequestState,
-  headers: TokenHeaders,
-  url: unknown,
-  native: NativeOptions,
-  callback: unknown,
-): unknown {
+function sendWithCopy(hop: Hop, url: unknown, native: NativeOptions, callback: unknown): unknown {
+  const { options, state, headers } = hop;
   const own = native.headers;
   const copy = withHeaders(own, headers);
   native.headers = copy;

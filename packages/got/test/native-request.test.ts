@@ -383,7 +383,7 @@ describe('how keyfob puts its headers on the native request', () => {
     const api = await server(routes);
     class EagerAgent extends Agent {
       created = 0;
-      override addRequest(req: unknown, options: unknown): void {
+      addRequest(req: unknown, options: unknown): void {
         this.created++;
         (req as { _implicitHeader(): void })._implicitHeader();
         (Agent.prototype as unknown as { addRequest(r: unknown, o: unknown): void }).addRequest.call(
