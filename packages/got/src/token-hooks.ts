@@ -500,7 +500,7 @@ function hooksFor(
   return Object.defineProperty(hooks, 'hooks', { value: hooks, enumerable: false }) as KeyfobGotHooks;
 }
 
-/** Just what `withTokens` uses of a got instance (so any got >= 13 instance type fits). */
+/** Just what `withTokens` uses of a got instance (so any got >= 14 instance type fits). */
 export interface GotLike {
   readonly defaults: { readonly options: { readonly prefixUrl: string | URL } };
   extend(...options: any[]): unknown;
