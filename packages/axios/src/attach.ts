@@ -98,6 +98,7 @@ export function attachTokens(
     );
   }
   const baseURL = instance.defaults.baseURL;
+  const honorsAllowAbsolute = allowAbsoluteUrlsHonored(instance);
   const policy: Policy = new RequestPolicy(manager, policyOptions, {
     name: 'attachTokens',
     ...(typeof baseURL === 'string' && baseURL !== '' ? { baseUrl: baseURL } : {}),
@@ -108,7 +109,7 @@ export function attachTokens(
    * policy checks is the final one and the caller's interceptors see a retried request once.
    */
   const dispatch = (adapter: AxiosAdapter, config: InternalAxiosRequestConfig): Promise<AxiosResponse> => {
-    const url = targetOf(config);
+    const url = targetOf(config, honorsAllowAbsolute);
     const attempt = url === undefined ? undefined : policy.start(url, config.keyfob, config);
     if (attempt === undefined) return adapter(config);
     return send(policy, adapter, config, attempt, url!);
@@ -542,6 +543,24 @@ function redirectTarget(opts: Record<string, any>): string | undefined {
   return undefined;
 }
 
+/**
+ * Whether this axios keeps a request on `baseURL` when `allowAbsoluteUrls: false` (axios 1.8 and
+ * later): asked once of the instance's own `getUri`. An axios that ignores the option sends an
+ * absolute URL where it points, so keyfob must judge that URL, not the base.
+ */
+function allowAbsoluteUrlsHonored(instance: AxiosInstance): boolean {
+  try {
+    const uri = instance.getUri({
+      baseURL: 'http://base.invalid/',
+      url: 'http://target.invalid/',
+      allowAbsoluteUrls: false,
+    } as AxiosRequestConfig);
+    return typeof uri === 'string' && uri.startsWith('http://base.invalid/');
+  } catch {
+    return false;
+  }
+}
+
 /** axios' own test (helpers/isAbsoluteURL): a scheme, or a protocol-relative `//host`. */
 const ABSOLUTE = /^([a-z][a-z\d+\-.]*:)?\/\//i;
 
@@ -551,10 +570,10 @@ const ABSOLUTE = /^([a-z][a-z\d+\-.]*:)?\/\//i;
  * target has no origin (a relative URL without baseURL, or a protocol-relative URL, which axios cannot
  * send in Node): such requests never get a token.
  */
-function targetOf(config: InternalAxiosRequestConfig): string | undefined {
+function targetOf(config: InternalAxiosRequestConfig, honorsAllowAbsolute: boolean): string | undefined {
   const url = config.url ?? '';
   const { baseURL } = config;
-  if (ABSOLUTE.test(url) && !(baseURL && config.allowAbsoluteUrls === false)) {
+  if (ABSOLUTE.test(url) && !(baseURL && honorsAllowAbsolute && config.allowAbsoluteUrls === false)) {
     return url.startsWith('//') ? undefined : url;
   }
   if (!baseURL) return undefined;

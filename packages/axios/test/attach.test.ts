@@ -19,6 +19,7 @@ import {
   type TestServer,
 } from '@keyfob/testing';
 import axios, { AxiosError, type AxiosInstance } from 'axios';
+import axios16 from 'axios16';
 import { afterEach, describe, expect, it } from 'vitest';
 
 const cleanup: (() => Promise<unknown> | unknown)[] = [];
@@ -219,6 +220,24 @@ describe('attachTokens: allowed origins', () => {
     expect(res.status).toBe(200);
     expect(elsewhere.requests).toHaveLength(1);
     expect(resource.requests.at(-1)!.path).toBe(`/${elsewhere.url}/collect`);
+    expect(resource.requests.at(-1)!.headers.authorization).toMatch(/^Bearer at_/);
+  });
+
+  it('allowAbsoluteUrls: false on an axios that ignores it (before 1.8): the absolute URL is judged, no token leaves', async () => {
+    const server = await provider();
+    const resource = await api(server);
+    const elsewhere = await recorder();
+    // The real axios 1.6 (a devDependency alias), with its own http adapter: it sends an absolute URL
+    // where it points, whatever allowAbsoluteUrls says, so keyfob must not judge it by the baseURL.
+    const old = axios16.create({ baseURL: resource.url, adapter: axios16.getAdapter('http') });
+    attachTokens(old as unknown as AxiosInstance, managerFor(server));
+    expect(axios16.VERSION).toBe('1.6.0');
+    const res = await old.get(`${elsewhere.url}/collect`, { allowAbsoluteUrls: false } as object);
+    expect(res.status).toBe(200);
+    expect(elsewhere.requests).toHaveLength(1);
+    expect(elsewhere.requests[0]!.headers.authorization).toBeUndefined();
+    // A relative URL still gets the token on axios 1.6.
+    expect((await old.get('/ping')).status).toBe(200);
     expect(resource.requests.at(-1)!.headers.authorization).toMatch(/^Bearer at_/);
   });
 
