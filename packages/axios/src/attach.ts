@@ -544,11 +544,14 @@ function redirectTarget(opts: Record<string, any>): string | undefined {
 }
 
 /**
- * Whether this axios keeps a request on `baseURL` when `allowAbsoluteUrls: false` (axios 1.8 and
- * later): asked once of the instance's own `getUri`. An axios that ignores the option sends an
- * absolute URL where it points, so keyfob must judge that URL, not the base.
+ * Whether this axios keeps a request on `baseURL` when `allowAbsoluteUrls: false`. Its adapters do
+ * from axios 1.8.3 on (`getUri` from 1.8.0, the http adapter from 1.8.2, the fetch and xhr adapters
+ * from 1.8.3): an axios that ignores the option sends an absolute URL where it points, so keyfob must
+ * judge that URL, not the base. Asked once: axios' version, and the instance's own `getUri` (in case
+ * the instance comes from another copy of axios).
  */
 function allowAbsoluteUrlsHonored(instance: AxiosInstance): boolean {
+  if (!versionAtLeast(axios.VERSION, [1, 8, 3])) return false;
   try {
     const uri = instance.getUri({
       baseURL: 'http://base.invalid/',
@@ -559,6 +562,17 @@ function allowAbsoluteUrlsHonored(instance: AxiosInstance): boolean {
   } catch {
     return false;
   }
+}
+
+function versionAtLeast(version: unknown, min: readonly number[]): boolean {
+  if (typeof version !== 'string') return false;
+  const parts = version.split(/[.-]/, 3).map(Number);
+  for (let i = 0; i < min.length; i++) {
+    const p = parts[i] ?? 0;
+    if (Number.isNaN(p)) return false;
+    if (p !== min[i]) return p > min[i]!;
+  }
+  return true;
 }
 
 /** axios' own test (helpers/isAbsoluteURL): a scheme, or a protocol-relative `//host`. */
