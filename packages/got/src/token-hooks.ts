@@ -215,7 +215,14 @@ function attach(request: unknown, hop: Hop, url: unknown, native: NativeOptions,
     return sendWithCopy(hop, url, native, callback);
   }
   const { headers } = hop;
-  for (const name in headers) r.setHeader(name, headers[name]!);
+  try {
+    for (const name in headers) r.setHeader(name, headers[name]!);
+  } catch (error) {
+    // A value Node refuses: the request never goes out (got reports the error).
+    r.on?.('error', ignore);
+    r.destroy?.();
+    throw error;
+  }
   return sent(request, hop.state, hop.options);
 }
 

@@ -2,6 +2,7 @@ import { Agent, createServer, type IncomingMessage, type ServerResponse } from '
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { inspect } from 'node:util';
+import { staticToken, TokenManager } from '@keyfob/core';
 import {
   type Handler,
   leakScan,
@@ -411,6 +412,27 @@ describe('how keyfob puts its headers on the native request', () => {
       issued,
     );
     expect(JSON.stringify(nativeOptionsOf(res)!.headers)).not.toMatch(/authorization/i);
+  });
+
+  it('a token Node refuses as a header value: got reports the error, nothing is sent, no socket stays taken', async () => {
+    const api = await server(routes);
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    cleanup.push(() => agent.destroy());
+    const tokens = new TokenManager({ grant: staticToken({ accessToken: 'tok\u20acen' }) });
+    cleanup.push(() => tokens.close());
+    const client = withTokens(
+      got.extend({ prefixUrl: api.url, retry: { limit: 0 }, agent: { http: agent } }),
+      tokens,
+    );
+    for (let i = 0; i < 3; i++) {
+      const err = (await rejection(client.get('ok'))) as RequestError;
+      expect(err.code).toBe('ERR_INVALID_CHAR');
+      expect(`${err.message} ${inspect(err)}`).not.toContain('tok\u20acen');
+    }
+    expect(api.requests).toHaveLength(0);
+    // The one socket the agent may open is not held by a request that never went out.
+    const plain = got.extend({ prefixUrl: api.url, retry: { limit: 0 }, agent: { http: agent } });
+    expect((await plain.get('ok', { timeout: { request: 2_000 } })).statusCode).toBe(200);
   });
 
   it("the caller's own request function (returning a request, or a promise of one) is called and gets the headers", async () => {
