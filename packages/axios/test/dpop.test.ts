@@ -1,12 +1,10 @@
-import { randomBytes } from 'node:crypto';
 import { attachTokens } from '@keyfob/axios';
 import {
-  checkDpopProof,
-  type DpopProofClaims,
   leakScan,
   type RecordedRequest,
   type Reply,
   recordingManager as recording,
+  startDpopApi,
   startServer,
   type TestServer,
 } from '@keyfob/testing';
@@ -26,56 +24,11 @@ async function server(handler: (req: RecordedRequest) => Reply): Promise<TestSer
   return s;
 }
 
-/**
- * A DPoP-only API (RFC 9449 7, 9): every request needs `Authorization: DPoP <token>` and a valid proof
- * with a fresh `jti`. With `nonces`, the proof must carry the current nonce (otherwise 401
- * `use_dpop_nonce` with the nonce), and every answered request rotates it (`DPoP-Nonce` on the 200).
- * `/redir?to=` answers 302 to `to`; `/missing` is a 404 (rotating the nonce too).
- */
+/** The DPoP-only API of `@keyfob/testing` (with `nonces`, it rotates its nonce on every answered request). */
 async function dpopApi(tokens: () => readonly string[], options: { nonces?: boolean } = {}) {
-  let nonce = `n-${randomBytes(6).toString('hex')}`;
-  const jtis = new Set<string>();
-  const outcomes: (number | string)[] = [];
-  const proofs: DpopProofClaims[] = [];
-  const rotate = () => {
-    nonce = `n-${randomBytes(6).toString('hex')}`;
-    return nonce;
-  };
-  const api = await server((req): Reply => {
-    const m = /^DPoP (.+)$/.exec(req.headers.authorization ?? '');
-    const token = m?.[1];
-    const claims = token && tokens().includes(token) ? checkDpopProof(req, api.url, token) : 'token';
-    if (typeof claims === 'string' || jtis.has(claims.jti)) {
-      outcomes.push(typeof claims === 'string' ? claims : 'replay');
-      return { status: 401, headers: { 'www-authenticate': 'DPoP error="invalid_token"' } };
-    }
-    jtis.add(claims.jti);
-    proofs.push(claims);
-    if (options.nonces && claims.nonce !== nonce) {
-      outcomes.push(401);
-      return {
-        status: 401,
-        headers: {
-          'www-authenticate':
-            'DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof"',
-          'dpop-nonce': nonce,
-        },
-      };
-    }
-    const fresh: Record<string, string> = options.nonces ? { 'dpop-nonce': rotate() } : {};
-    const url = new URL(req.path, api.url);
-    if (url.pathname === '/redir') {
-      outcomes.push(302);
-      return { status: 302, headers: { ...fresh, location: url.searchParams.get('to') ?? '/' } };
-    }
-    if (url.pathname === '/missing') {
-      outcomes.push(404);
-      return { status: 404, headers: { ...fresh }, body: { error: 'not_found' } };
-    }
-    outcomes.push(200);
-    return { headers: { ...fresh }, body: { ok: true, path: req.path } };
-  });
-  return { api, outcomes, proofs };
+  const started = await startDpopApi(tokens, options);
+  cleanup.push(() => started.api.close());
+  return started;
 }
 
 describe('attachTokens with DPoP: resource server nonces', () => {

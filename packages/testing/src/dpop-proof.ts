@@ -1,5 +1,5 @@
-import { createHash, createPublicKey, verify } from 'node:crypto';
-import type { RecordedRequest } from './index.js';
+import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
+import { type RecordedRequest, type Reply, startServer, type TestServer } from './index.js';
 
 /** The claims of a DPoP proof (RFC 9449 4.2) the adapter tests look at. */
 export interface DpopProofClaims {
@@ -39,4 +39,58 @@ export function checkDpopProof(
   if (claims.htu !== `${origin}${req.path.split('?')[0]}`) return 'htu';
   if (claims.ath !== createHash('sha256').update(token).digest('base64url')) return 'ath';
   return claims;
+}
+
+/**
+ * A DPoP-only API on 127.0.0.1 (RFC 9449 7, 9): every request needs `Authorization: DPoP <token>` (one
+ * of `tokens()`) and a valid proof with a fresh `jti`, else 401 `invalid_token`. With `nonces`, the
+ * proof must also carry the current nonce (otherwise 401 `use_dpop_nonce` with the nonce), and every
+ * answered request rotates it (`DPoP-Nonce` on the 200, the 404 and the 302). `/redir?to=` answers 302
+ * to `to`; `/missing` is a 404. `outcomes` lists what each request got; `proofs` the accepted proofs.
+ * Close `api` when done.
+ */
+export async function startDpopApi(
+  tokens: () => readonly string[],
+  options: { nonces?: boolean } = {},
+): Promise<{ api: TestServer; outcomes: (number | string)[]; proofs: DpopProofClaims[] }> {
+  let nonce = `n-${randomBytes(6).toString('hex')}`;
+  const jtis = new Set<string>();
+  const outcomes: (number | string)[] = [];
+  const proofs: DpopProofClaims[] = [];
+  const api: TestServer = await startServer((req): Reply => {
+    const m = /^DPoP (.+)$/.exec(req.headers.authorization ?? '');
+    const token = m?.[1];
+    const claims = token && tokens().includes(token) ? checkDpopProof(req, api.url, token) : 'token';
+    if (typeof claims === 'string' || jtis.has(claims.jti)) {
+      outcomes.push(typeof claims === 'string' ? claims : 'replay');
+      return { status: 401, headers: { 'www-authenticate': 'DPoP error="invalid_token"' } };
+    }
+    jtis.add(claims.jti);
+    proofs.push(claims);
+    if (options.nonces && claims.nonce !== nonce) {
+      outcomes.push(401);
+      return {
+        status: 401,
+        headers: {
+          'www-authenticate':
+            'DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof"',
+          'dpop-nonce': nonce,
+        },
+      };
+    }
+    if (options.nonces) nonce = `n-${randomBytes(6).toString('hex')}`;
+    const fresh: Record<string, string> = options.nonces ? { 'dpop-nonce': nonce } : {};
+    const url = new URL(req.path, api.url);
+    if (url.pathname === '/redir') {
+      outcomes.push(302);
+      return { status: 302, headers: { ...fresh, location: url.searchParams.get('to') ?? '/' } };
+    }
+    if (url.pathname === '/missing') {
+      outcomes.push(404);
+      return { status: 404, headers: { ...fresh }, body: { error: 'not_found' } };
+    }
+    outcomes.push(200);
+    return { headers: { ...fresh }, body: { ok: true, path: req.path } };
+  });
+  return { api, outcomes, proofs };
 }

@@ -371,7 +371,7 @@ export {
   conformance,
   conformanceDpopKey,
 } from './conformance.js';
-export { checkDpopProof, type DpopProofClaims } from './dpop-proof.js';
+export { checkDpopProof, type DpopProofClaims, startDpopApi } from './dpop-proof.js';
 export { leakScan } from './leak-scan.js';
 
 /**
