@@ -1,4 +1,5 @@
 import type { RequestAttempt, RequestPolicy } from '@keyfob/core';
+import { locationReadings } from './location.js';
 
 /**
  * The hops of one logical request, for redirects followed *above* the interceptor, where every hop
@@ -67,15 +68,22 @@ export class RedirectChains {
     this.#byHandler.set(handler, null);
     // undici's redirect handler (its `history` of hops) comes back itself: no need to mark the URL.
     if (Array.isArray((handler as { history?: unknown }).history)) return;
-    let target: URL;
-    try {
-      target = new URL(location, url);
-    } catch {
-      return;
+    // Every reading of a non-ASCII Location (fetch's, undici's redirect handler's): the hop comes
+    // to one of them; a mark no hop takes expires unused (a request of its own to that URL within
+    // the second goes without the token: fails closed).
+    for (const reading of locationReadings(location)) {
+      let target: URL;
+      try {
+        target = new URL(reading, url);
+      } catch {
+        continue;
+      }
+      // Another origin gets no token anyway (and its own redirect is watched in turn).
+      if (this.#policy.allows(target)) this.#mark(target.origin + target.pathname + target.search);
     }
-    // Another origin gets no token anyway (and its own redirect is watched in turn).
-    if (!this.#policy.allows(target)) return;
-    const key = target.origin + target.pathname + target.search;
+  }
+
+  #mark(key: string): void {
     const until = performance.now() + FOLLOW_MS;
     const mark = this.#byUrl.get(key);
     if (mark !== undefined) {

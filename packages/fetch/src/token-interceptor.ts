@@ -368,19 +368,26 @@ function isRedirect(status: number): boolean {
   return status >= 300 && status <= 308 && status !== 304 && status !== 305 && status !== 306;
 }
 
-/** A response's `Location`: undici 7 hands headers as an object, undici 6 as raw `[name, value, ...]`. */
+/**
+ * A response's `Location`, one character per byte (see `locationUrl`): undici 7 hands headers as an
+ * object of latin-1 strings, undici 6 as raw `[name, value, ...]` Buffers.
+ */
 function locationOf(headers: unknown): string | undefined {
   if (Array.isArray(headers)) {
     for (let i = 0; i + 1 < headers.length; i += 2) {
       const name = String(headers[i]);
-      if (name.length === 8 && name.toLowerCase() === 'location') return String(headers[i + 1]);
+      if (name.length === 8 && name.toLowerCase() === 'location') return binary(headers[i + 1]);
     }
     return undefined;
   }
   if (headers === null || typeof headers !== 'object') return undefined;
   const value = (headers as Record<string, unknown>).location;
   if (typeof value === 'string') return value;
-  return Array.isArray(value) && value.length > 0 ? String(value[0]) : undefined;
+  return Array.isArray(value) && value.length > 0 ? binary(value[0]) : undefined;
+}
+
+function binary(value: unknown): string {
+  return Buffer.isBuffer(value) ? value.toString('latin1') : String(value);
 }
 
 /** The origin of a hop in undici's redirect history (URL objects; strings in older versions). */

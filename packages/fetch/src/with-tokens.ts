@@ -7,6 +7,7 @@ import {
   type TokenHeaders,
   type TokenManager,
 } from '@keyfob/core';
+import { locationUrl } from './location.js';
 
 declare global {
   interface RequestInit {
@@ -213,7 +214,7 @@ async function sendWithToken(
       // https://fetch.spec.whatwg.org/#http-redirect-fetch
       let next: URL;
       try {
-        next = new URL(location, current);
+        next = locationUrl(location, current);
       } catch (cause) {
         await discard(response);
         throw new TypeError('fetch failed', { cause });

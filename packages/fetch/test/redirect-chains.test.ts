@@ -145,6 +145,9 @@ async function setup() {
     if (req.path === '/via-same') return redirectTo(`${api.url}/same`);
     if (req.path === '/via-same-abs') return redirectTo(`${api.url}/same-abs`);
     if (req.path === '/to-api') return redirectTo(`${api.url}/api/landing`);
+    // Raw bytes in Location (Node writes a header string as latin-1): 0xFC is not UTF-8, 0xC3 0xBC is 'ü'.
+    if (req.path === '/to-api-fc') return redirectTo(`${api.url}/api/\u00fc`);
+    if (req.path === '/to-api-utf8') return redirectTo(`${api.url}/api/\u00c3\u00bc`);
     return { body: {} };
   });
   cleanup.push(() => foreign.close());
@@ -199,6 +202,19 @@ for (const variant of VARIANTS) {
       expect(at('/api/landing').map((r) => r.headers.authorization)).toEqual([undefined]);
       expect(tokenRequests()).toBe(0);
       expect(await get(`${api.url}/api/landing`)).toBe(200);
+    });
+
+    it('foreign -> api with raw non-ASCII bytes in Location (invalid and valid UTF-8): no token on the api hop', async () => {
+      const { api, foreign, get, tokenRequests } = await client();
+      await get(`${foreign.url}/to-api-fc`);
+      await get(`${foreign.url}/to-api-utf8`);
+      // fetch reads the bytes as UTF-8 (0xFC: U+FFFD); undici 7's redirect handler as latin-1. Either way
+      // the api hop is the chain's, and goes without the token.
+      expect(api.requests.map((r) => [r.path.startsWith('/api/%'), r.headers.authorization])).toEqual([
+        [true, undefined],
+        [true, undefined],
+      ]);
+      expect(tokenRequests()).toBe(0);
     });
 
     it('api -> api (same origin): the token goes on', async () => {

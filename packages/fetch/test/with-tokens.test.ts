@@ -178,6 +178,29 @@ describe('withTokens: redirects (followed by keyfob, with fetch semantics)', () 
     }
   });
 
+  it('a Location with raw non-ASCII bytes is followed where fetch goes (read as UTF-8, 0xFC as U+FFFD)', async () => {
+    // Node writes header strings as latin-1: '\u00fc' is the byte 0xFC (not UTF-8), '\u00c3\u00bc' the UTF-8 'ü'.
+    const { api, send } = await setup((req) =>
+      req.path === '/fc'
+        ? redirectTo(302, '/api/\u00fc')
+        : req.path === '/utf8'
+          ? redirectTo(302, '/api/\u00c3\u00bc')
+          : { body: {} },
+    );
+    for (const path of ['/fc', '/utf8']) {
+      await (await send(`${api.url}${path}`)).text();
+      await (await fetch(`${api.url}${path}`)).text();
+    }
+    const landed = api.requests.filter((r) => r.path.startsWith('/api/'));
+    // keyfob's hop (with the token) and fetch's own (without) land on the same URL.
+    expect(landed.map((r) => [r.path, r.headers.authorization !== undefined])).toEqual([
+      ['/api/%EF%BF%BD', true],
+      ['/api/%EF%BF%BD', false],
+      ['/api/%C3%BC', true],
+      ['/api/%C3%BC', false],
+    ]);
+  });
+
   it('redirect: "manual" returns the redirect; "error" rejects; a loop stops after 20', async () => {
     const { api, send } = await setup((req) =>
       req.path === '/loop'
