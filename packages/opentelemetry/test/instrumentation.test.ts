@@ -211,6 +211,27 @@ describe('KeyfobInstrumentation: failures', () => {
     expect(resend).toEqual([1, 2, undefined]);
   });
 
+  it('a 200 answer that is an HTML page: error.type is the response error`s code, the status stays 200', async () => {
+    server.override = () => ({
+      status: 200,
+      headers: { 'content-type': 'text/html' },
+      body: '<html><title>Sign in</title></html>',
+    });
+    const m = manager({ retries: 0 });
+    await expect(m.getToken()).rejects.toMatchObject({ code: 'KEYFOB_TOKEN_RESPONSE' });
+    const metrics = await otel.collect();
+    expect(
+      otel.sum(metrics, 'keyfob.token.requests', {
+        'keyfob.outcome': 'failure',
+        'error.type': 'KEYFOB_TOKEN_RESPONSE',
+        'http.response.status_code': 200,
+      }),
+    ).toBe(1);
+    const [span] = otel.spans.getFinishedSpans();
+    expect(span!.status.code).toBe(SpanStatusCode.ERROR);
+    expect(span!.attributes['error.type']).toBe('KEYFOB_TOKEN_RESPONSE');
+  });
+
   it('an unreachable token endpoint: error.type is the network error code', async () => {
     const url = server.tokenUrl;
     await server.close();
