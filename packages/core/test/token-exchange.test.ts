@@ -7,6 +7,7 @@ import {
   clientCredentials,
   jwtBearer,
   LoginRequiredError,
+  MemoryTokenStore,
   passwordGrant,
   TokenEndpointError,
   TokenManager,
@@ -269,6 +270,57 @@ describe('jwtBearer (RFC 7523 2.1)', () => {
       expect(text).not.toContain(forged.split('.')[2]!);
     }
     expect(() => jwtBearer({ assertion: '' })).toThrow(ConfigurationError);
+  });
+});
+
+describe('jwtBearer: managers sharing a store keep identities apart', () => {
+  /** Issues `at-<sub of the assertion>-<n>`. */
+  async function issuer() {
+    let n = 0;
+    return track(
+      await startServer((req) => ({
+        body: {
+          access_token: `at-${claimsOf(String(req.params.assertion)).sub ?? 'opaque'}-${++n}`,
+          token_type: 'Bearer',
+          expires_in: 3600,
+        },
+      })),
+    );
+  }
+  const unsigned = (sub: string) =>
+    `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ iss: 'https://idp.example', sub })).toString('base64url')}.sig`;
+
+  it('string assertions: one token per iss/sub, shared by managers holding the same identity', async () => {
+    const server = await issuer();
+    const store = new MemoryTokenStore();
+    const manager = (assertion: string) =>
+      track(new TokenManager({ tokenUrl: `${server.url}/token`, store, grant: jwtBearer({ assertion }) }));
+    const billing = manager(unsigned('billing-sa'));
+    const reports = manager(unsigned('reports-sa'));
+    const billingAgain = manager(unsigned('billing-sa'));
+    expect((await billing.getToken()).accessToken).toBe('at-billing-sa-1');
+    expect((await reports.getToken()).accessToken).toBe('at-reports-sa-2');
+    expect((await billingAgain.getToken()).accessToken).toBe('at-billing-sa-1');
+    expect(server.requests).toHaveLength(2);
+  });
+
+  it('function assertions: kept apart unless given the same id', async () => {
+    const server = await issuer();
+    const store = new MemoryTokenStore();
+    const manager = (sub: string, id?: string) =>
+      track(
+        new TokenManager({
+          tokenUrl: `${server.url}/token`,
+          store,
+          grant: jwtBearer({ assertion: () => unsigned(sub), ...(id ? { id } : {}) }),
+        }),
+      );
+    expect((await manager('billing-sa').getToken()).accessToken).toBe('at-billing-sa-1');
+    expect((await manager('reports-sa').getToken()).accessToken).toBe('at-reports-sa-2');
+    expect((await manager('a', 'shared-sa').getToken()).accessToken).toBe('at-a-3');
+    expect((await manager('a', 'shared-sa').getToken()).accessToken).toBe('at-a-3');
+    expect(server.requests).toHaveLength(3);
+    expect(() => jwtBearer({ assertion: () => 'x', id: '' })).toThrow(ConfigurationError);
   });
 });
 

@@ -1,5 +1,7 @@
+import { createHash, randomUUID } from 'node:crypto';
 import { type ClientAssertionOptions, ClientAuth } from '../client-auth.js';
 import { ConfigurationError } from '../errors.js';
+import { decodeJwtClaims } from '../jwt.js';
 import { REDACTED } from '../redact.js';
 import {
   BasicEncoding,
@@ -38,6 +40,14 @@ export interface JwtBearerOptions extends ClientAssertionOptions {
   resource?: string | undefined;
   /** Extra parameters sent with every request; part of the cache key. */
   extraParams?: Record<string, string> | undefined;
+  /**
+   * A stable, non-secret name for the identity the assertion stands for (a service account, say): part
+   * of the cache key, so managers that share a store never hand one identity's token to another. With a
+   * string assertion it defaults to the JWT's `iss` and `sub` (a hash of the assertion if it has
+   * neither). With a function, give it to share tokens through a store between managers or processes:
+   * without it, each grant keeps its tokens to itself.
+   */
+  id?: string | undefined;
 }
 
 /**
@@ -52,6 +62,11 @@ export function jwtBearer(options: JwtBearerOptions): Grant {
   if (typeof source !== 'function' && (typeof source !== 'string' || source === '')) {
     throw new ConfigurationError(
       'jwtBearer: assertion is required (a JWT string or a function returning one).',
+    );
+  }
+  if (options.id !== undefined && (typeof options.id !== 'string' || options.id === '')) {
+    throw new ConfigurationError(
+      'jwtBearer: id must be a non-empty string (a name for the identity, not a secret).',
     );
   }
   const authenticates =
@@ -70,7 +85,7 @@ export function jwtBearer(options: JwtBearerOptions): Grant {
     clientId,
     scope,
     extraParams,
-    identity: auth?.method,
+    identity: `${auth?.method ?? ''} ${assertionIdentity(options.id, source)}`,
     clientAuth: auth?.method,
     usesTokenUrl: true,
     async fetchToken(ctx) {
@@ -116,4 +131,20 @@ export function jwtBearer(options: JwtBearerOptions): Grant {
   };
   grantInspect(grant, { clientId, clientAuth: auth?.method, scope, assertion: REDACTED });
   return grant;
+}
+
+/**
+ * Which identity the grant's tokens belong to, for the cache key: never the assertion itself. Two
+ * managers sharing a store with different assertions must not share tokens (the usual setup: one
+ * service account per manager, one token URL, no client id).
+ */
+function assertionIdentity(id: string | undefined, source: JwtBearerOptions['assertion']): string {
+  if (id !== undefined) return `id:${id}`;
+  // A function signs for an identity keyfob cannot see before it is called.
+  if (typeof source === 'function') return `grant:${randomUUID()}`;
+  const claims = decodeJwtClaims(source);
+  const iss = typeof claims?.iss === 'string' ? claims.iss : undefined;
+  const sub = typeof claims?.sub === 'string' ? claims.sub : undefined;
+  if (iss !== undefined || sub !== undefined) return `jwt:${JSON.stringify([iss ?? '', sub ?? ''])}`;
+  return `hash:${createHash('sha256').update(source).digest('base64url')}`;
 }
