@@ -40,10 +40,23 @@ interface MemoryEntry {
   deadline: number;
 }
 
-/** In-process store, bounded in entries (approximate LRU) so per-user tokens cannot grow memory without limit. */
+/** A held lock of a {@link MemoryTokenStore}: until when, and how its waiters learn of its release. */
+interface MemoryLock {
+  until: number;
+  readonly released: Promise<void>;
+  readonly release: () => void;
+}
+
+/**
+ * In-process store, bounded in entries (approximate LRU) so per-user tokens cannot grow memory without
+ * limit. Shared by several managers in one process, it keeps their single-flight too: its `lock` makes
+ * the others wait for the one fetching (one token request per key at a time, and a refresh token sent by
+ * one manager only), then take its token from the store.
+ */
 export class MemoryTokenStore implements TokenStore {
   readonly #cache: BoundedCache<MemoryEntry>;
   readonly #now: () => number;
+  readonly #locks = new Map<string, MemoryLock>();
 
   constructor(options: MemoryTokenStoreOptions = {}) {
     this.#cache = new BoundedCache(options.maxEntries ?? 10_000);
@@ -82,4 +95,49 @@ export class MemoryTokenStore implements TokenStore {
   clear(): void {
     this.#cache.clear();
   }
+
+  /**
+   * Single-flight between the managers sharing this store: resolves the lock once no other manager
+   * holds it (waiting for its release, at most until the holder's lock expires after its `ttlMs`), or
+   * `undefined` when `ttlMs` passes first (the caller then fetches by itself). Lifetimes run on the
+   * monotonic clock, not `now`.
+   */
+  async lock(key: string, ttlMs: number): Promise<TokenStoreLock | undefined> {
+    const deadline = performance.now() + ttlMs;
+    for (;;) {
+      const held = this.#locks.get(key);
+      const now = performance.now();
+      if (held === undefined || held.until <= now) return this.#take(key, now + ttlMs);
+      const wait = Math.min(held.until, deadline) - now;
+      if (wait <= 0) return undefined;
+      await released(held, wait);
+    }
+  }
+
+  #take(key: string, until: number): TokenStoreLock {
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const lock: MemoryLock = { until, released, release };
+    this.#locks.set(key, lock);
+    return {
+      release: () => {
+        if (this.#locks.get(key) === lock) this.#locks.delete(key);
+        lock.release();
+      },
+    };
+  }
+}
+
+/** Resolves when `lock` is released or after `ms`, whichever comes first (the timer never holds the process). */
+function released(lock: MemoryLock, ms: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    timer.unref?.();
+    void lock.released.then(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }

@@ -229,8 +229,9 @@ describe('never replay what the server may have consumed', () => {
     let reads = 0;
     store.get = (k: string) => {
       reads++;
-      // The first reads (before the refresh) see the old set; after the timed-out refresh, the peer's.
-      return reads <= 1 ? origGet(k) : peer;
+      // The reads before the refresh (before and after taking the store's lock) see the old set; after
+      // the timed-out refresh, the peer's.
+      return reads <= 2 ? origGet(k) : peer;
     };
     const token = await m.getToken({ subject: 'ana' });
     expect(token.accessToken).toBe('at_peer');

@@ -9,6 +9,7 @@ import {
   customGrant,
   LoginRequiredError,
   MemoryTokenStore,
+  passwordGrant,
   type StoredToken,
   TokenEndpointError,
   TokenManager,
@@ -28,7 +29,7 @@ class LockingStore extends MemoryTokenStore implements TokenStore {
   #ids = 0;
   lockCalls = 0;
 
-  async lock(key: string, ttlMs: number): Promise<TokenStoreLock | undefined> {
+  override async lock(key: string, ttlMs: number): Promise<TokenStoreLock | undefined> {
     this.lockCalls++;
     const held = this.#locks.get(key);
     if (held && held.until > Date.now()) return undefined;
@@ -105,6 +106,87 @@ describe('lock waiters follow the holder', () => {
     );
     const custom = resolveOptions({ grant, timeoutMs: 1_000, retries: 3, maxRetryAfterMs: 20_000 });
     expect(custom.lockWaitMs).toBeGreaterThanOrEqual(4 * 1_000 + 3 * 20_000);
+  });
+});
+
+describe('managers in one process sharing a MemoryTokenStore (its own lock)', () => {
+  it('a cold start of two managers at once: one token request, one token', async () => {
+    let requests = 0;
+    const server = await startServer(() => {
+      requests++;
+      return {
+        delayMs: 50,
+        body: { access_token: `at_${requests}`, token_type: 'Bearer', expires_in: 3600 },
+      };
+    });
+    cleanup.push(() => server.close());
+    const store = new MemoryTokenStore();
+    const managers = [1, 2, 3].map(() => {
+      const m = new TokenManager({
+        tokenUrl: `${server.url}/token`,
+        grant: clientCredentials({ clientId: 'svc', clientSecret: 'svc-secret' }),
+        store,
+      });
+      cleanup.push(() => m.close());
+      return m;
+    });
+    const tokens = await Promise.all(managers.map((m) => m.getToken()));
+    expect(tokens.map((t) => t.accessToken)).toEqual(['at_1', 'at_1', 'at_1']);
+    expect(requests).toBe(1);
+  });
+
+  it('a rotating refresh token is sent by one manager only; the other takes the renewed set', async () => {
+    const used = new Set<string>();
+    let issued = 0;
+    const grants: string[] = [];
+    const server = await startServer((req) => {
+      grants.push(String(req.params.grant_type));
+      if (req.params.grant_type === 'refresh_token') {
+        const rt = String(req.params.refresh_token);
+        if (used.has(rt)) return { status: 400, body: { error: 'invalid_grant' } };
+        used.add(rt);
+      }
+      issued++;
+      return {
+        delayMs: 50,
+        body: {
+          access_token: `at_${issued}`,
+          refresh_token: `rt_${issued}`,
+          token_type: 'Bearer',
+          expires_in: 60,
+        },
+      };
+    });
+    cleanup.push(() => server.close());
+    let now = Date.now();
+    const clock = { now: () => now };
+    const store = new MemoryTokenStore({ now: clock.now });
+    const [a, b] = [1, 2].map(() => {
+      const m = new TokenManager({
+        tokenUrl: `${server.url}/token`,
+        grant: passwordGrant({ clientId: 'app', clientSecret: 'app-secret', username: 'u', password: 'p' }),
+        store,
+        clock,
+      });
+      cleanup.push(() => m.close());
+      return m;
+    });
+    expect((await a!.getToken()).accessToken).toBe('at_1');
+    now += 120_000; // expired for both
+    const [ta, tb] = await Promise.all([a!.getToken(), b!.getToken()]);
+    expect([ta.accessToken, tb.accessToken]).toEqual(['at_2', 'at_2']);
+    expect(grants).toEqual(['password', 'refresh_token']);
+  });
+
+  it('a waiter whose holder never releases gives up after its own lock lifetime', async () => {
+    const store = new MemoryTokenStore();
+    const held = await store.lock('k', 60_000);
+    expect(held).toBeDefined();
+    expect(await store.lock('k', 30)).toBeUndefined();
+    held!.release();
+    const again = await store.lock('k', 30);
+    expect(again).toBeDefined();
+    again!.release();
   });
 });
 
