@@ -146,12 +146,14 @@ export class ClientAssertion {
  * With an issuer and no explicit `clientAuth`, picks the method from the provider's
  * `token_endpoint_auth_methods_supported` (RFC 8414 2): a private key means `private_key_jwt`; a
  * secret means client_secret_basic if listed, else client_secret_post, else client_secret_jwt. No
- * list, or nothing that fits: the grant's default.
+ * list: the grant's default. A secret and a list with none of those (nor an mTLS method): a
+ * `ConfigurationError` (the request is not sent).
  */
 export function chooseClientAuth(
   supported: readonly string[] | undefined,
   has: { secret: boolean; privateKey: boolean },
   fallback: ClientAuthMethod,
+  owner = 'keyfob',
 ): ClientAuthMethod {
   if (!supported || supported.length === 0) return fallback;
   if (has.privateKey && supported.includes('private_key_jwt')) return 'private_key_jwt';
@@ -161,6 +163,16 @@ export function chooseClientAuth(
     if (supported.includes('client_secret_jwt')) return 'client_secret_jwt';
   }
   if (supported.includes('tls_client_auth') && !has.secret && !has.privateKey) return 'tls_client_auth';
+  // A secret, and the provider accepts no way to present one: say so rather than send it in a way the
+  // server has said it refuses (a bare 401). mTLS methods may be what the transport does: left alone.
+  if (has.secret && !supported.some((m) => m === 'tls_client_auth' || m === 'self_signed_tls_client_auth')) {
+    throw new ConfigurationError(
+      `${owner}: the provider's token_endpoint_auth_methods_supported (${supported.join(', ')}) lists no method for a client secret (client_secret_basic, client_secret_post or client_secret_jwt).`,
+      {
+        hint: 'Pass privateKey to use private_key_jwt, or set clientAuth to the method the provider accepts for this client (it wins over the metadata).',
+      },
+    );
+  }
   return fallback;
 }
 
@@ -217,6 +229,7 @@ export class ClientAuth {
           supported,
           { secret: this.#clientSecret !== undefined, privateKey: this.#options.privateKey !== undefined },
           this.method,
+          this.#owner,
         );
     const jwt = method === 'client_secret_jwt' || method === 'private_key_jwt';
     return { method, assertion: jwt ? this.#assertion(method) : undefined };

@@ -112,6 +112,38 @@ describe('discovery', () => {
     expect(sent.headers.authorization).toBeUndefined();
   });
 
+  it('a secret, and metadata that lists no method for one: a ConfigurationError, nothing sent; clientAuth overrides', async () => {
+    const server = await startServer((req) =>
+      req.path.startsWith('/.well-known/')
+        ? {
+            body: {
+              issuer: server.origin,
+              token_endpoint: `${server.origin}/token`,
+              token_endpoint_auth_methods_supported: ['private_key_jwt'],
+            },
+          }
+        : { body: { access_token: 'at-1', token_type: 'Bearer', expires_in: 3600 } },
+    );
+    running.push(server);
+    const secret = 'service-secret-value-1';
+    const err = (await manager(server.origin, clientCredentials({ clientId: 'svc', clientSecret: secret }))
+      .getToken()
+      .catch((e: unknown) => e)) as ConfigurationError;
+    expect(err).toBeInstanceOf(ConfigurationError);
+    expect(err.message).toMatch(
+      /token_endpoint_auth_methods_supported \(private_key_jwt\) lists no method for a client secret/,
+    );
+    expect(err.hint).toMatch(/privateKey|clientAuth/);
+    expect(inspect(err, { depth: 5 })).not.toContain(secret);
+    expect(server.requests.filter((r) => r.path === '/token')).toHaveLength(0);
+    const explicit = manager(
+      server.origin,
+      clientCredentials({ clientId: 'svc', clientSecret: secret, clientAuth: 'basic' }),
+    );
+    expect((await explicit.getToken()).accessToken).toBe('at-1');
+    expect(server.requests.find((r) => r.path === '/token')!.headers.authorization).toMatch(/^Basic /);
+  });
+
   it('falls back to RFC 8414 with path insertion for an issuer with a path', async () => {
     const upstream = await authServer();
     const server = await startServer((req) => {
