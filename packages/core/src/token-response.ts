@@ -211,6 +211,9 @@ export function normaliseTokenResponse(body: unknown, opts: NormaliseOptions): A
         'Set dpop: true on the TokenManager (RFC 9449), or have the provider issue Bearer tokens to this client.',
         where,
       );
+    } else if (t === 'n_a' && typeof raw.issued_token_type === 'string') {
+      // RFC 8693 2.2.1: a token exchange that issued something other than an access token (an ID
+      // token, a SAML assertion: `requestedTokenType`) says N_A. Handed out as it is, by getToken().
     } else if (t !== 'bearer') {
       fail(
         `The token endpoint issued a "${quote(rawType, 20, secrets)}" token; keyfob sends Bearer and DPoP tokens only.`,

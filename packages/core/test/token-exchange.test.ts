@@ -11,6 +11,7 @@ import {
   passwordGrant,
   TokenEndpointError,
   TokenManager,
+  TokenType,
   tokenExchange,
 } from '@keyfob/core';
 import { startServer } from '@keyfob/testing';
@@ -120,6 +121,45 @@ describe('tokenExchange (RFC 8693)', () => {
       scope: 'orders:read',
       client_id: 'svc',
     });
+  });
+
+  it('requestedTokenType for an ID token: the N_A token_type of RFC 8693 2.2.1 is accepted, getToken() hands it out', async () => {
+    const endpoint = track(
+      await startServer(() => ({
+        body: {
+          access_token: 'issued-id-token',
+          issued_token_type: TokenType.IdToken,
+          token_type: 'N_A',
+          expires_in: 600,
+        },
+      })),
+    );
+    const tokens = track(
+      new TokenManager({
+        tokenUrl: endpoint.url,
+        grant: tokenExchange({
+          clientId: 'svc',
+          clientSecret: 'svc-secret',
+          requestedTokenType: TokenType.IdToken,
+        }),
+      }),
+    );
+    const token = await tokens.getToken({ subjectToken: 'subject-token-value' });
+    expect(token.accessToken).toBe('issued-id-token');
+    expect(token.raw).toMatchObject({ issued_token_type: TokenType.IdToken, token_type: 'N_A' });
+    expect(endpoint.requests[0]!.params.requested_token_type).toBe(TokenType.IdToken);
+    // N_A without issued_token_type is no token exchange answer: still refused.
+    const plain = track(
+      await startServer(() => ({ body: { access_token: 'x', token_type: 'N_A', expires_in: 600 } })),
+    );
+    const other = track(
+      new TokenManager({
+        tokenUrl: plain.url,
+        grant: clientCredentials({ clientId: 'svc', clientSecret: 'svc-secret' }),
+        retries: 0,
+      }),
+    );
+    await expect(other.getToken()).rejects.toMatchObject({ code: 'KEYFOB_TOKEN_RESPONSE' });
   });
 
   it("an injected clock: the cap is the subject token's exp on the manager's clock; once that passes, the expired subject token is not exchanged", async () => {
