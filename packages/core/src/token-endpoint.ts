@@ -171,8 +171,15 @@ function hintFor(status: number, req: TokenRequest, oauthError: string | undefin
     if (!sentClientCredentials(req)) {
       return req.grantType === 'password'
         ? 'The username or password is wrong, or the account is locked. keyfob sent no client credentials (no clientSecret); if the provider also wants the client authenticated, set clientId and clientSecret.'
-        : `${STATUS_HINTS[401]} keyfob sent no client secret or assertion (clientId only, or none); if the provider wants the client authenticated, set clientSecret (or clientAuth: 'private_key_jwt' with privateKey).`;
+        : `The client was not authenticated: keyfob sent no client secret or assertion (clientId only, or none); if the provider wants the client authenticated, set clientSecret (or clientAuth: 'private_key_jwt' with privateKey).`;
     }
+    // What to check first depends on how the client authenticated: only Basic has an encoding to get wrong.
+    const lead =
+      req.clientAuth === 'basic' || req.clientAuth === 'basic-only' || req.clientAuth === undefined
+        ? STATUS_HINTS[401]
+        : req.clientAuth === 'body' || req.clientAuth === 'json'
+          ? 'The client credentials were not accepted: check the client id and client secret, and the client authentication method.'
+          : 'The client was not authenticated.';
     const inBody = "if the provider wants the credentials in the body, set clientAuth: 'body'.";
     const how =
       req.clientAuth === 'basic'
@@ -186,7 +193,7 @@ function hintFor(status: number, req: TokenRequest, oauthError: string | undefin
               : req.clientAuth
                 ? `keyfob sent them as clientAuth: '${req.clientAuth}'; check the provider expects that method.`
                 : '';
-    return `${STATUS_HINTS[401]} ${how}`.trim();
+    return `${lead} ${how}`.trim();
   }
   if (oauthError === 'invalid_scope') return 'The requested scope is unknown or not allowed for this client.';
   if (oauthError === 'unsupported_grant_type')

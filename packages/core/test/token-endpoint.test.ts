@@ -1,9 +1,10 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { createServer } from 'node:net';
 import { inspect } from 'node:util';
 import { type Reply, rejection, startServer } from '@keyfob/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode, KeyfobError, TokenEndpointError, TokenResponseError } from '../src/errors.js';
-import { jwtBearer, passwordGrant, TokenManager } from '../src/index.js';
+import { clientCredentials, jwtBearer, passwordGrant, TokenManager } from '../src/index.js';
 import { postTokenRequest, type TokenEndpointOptions, type TokenRequest } from '../src/token-endpoint.js';
 
 const SECRET = 'client-secret-Zq81';
@@ -190,6 +191,34 @@ describe('messages', () => {
       } finally {
         await noSecret.close();
       }
+    }
+  });
+
+  it.each([
+    ['private_key_jwt' as const, /registered for that method with the public key of privateKey/],
+    ['client_secret_jwt' as const, /registered for that method with this secret/],
+    ['body' as const, /check the client id and client secret, and the client authentication method/],
+    ['json' as const, /check the client id and client secret, and the client authentication method/],
+  ])('a 401 hint fits the method: %s says nothing of a Basic header', async (clientAuth, expected) => {
+    const server = await endpoint([{ status: 401, body: { error: 'invalid_client' } }]);
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const tokens = new TokenManager({
+      tokenUrl: `${server.url}/token`,
+      retries: 0,
+      grant: clientCredentials({
+        clientId: 'svc',
+        clientAuth,
+        ...(clientAuth === 'private_key_jwt'
+          ? { privateKey }
+          : { clientSecret: 'svc-secret-0123456789abcdef0123456789abcdef' }),
+      }),
+    });
+    try {
+      const err = await fails(tokens.getToken(), TokenEndpointError);
+      expect(err.hint).toMatch(expected);
+      expect(err.hint).not.toMatch(/Basic header|basicEncoding|encoding/);
+    } finally {
+      await tokens.close();
     }
   });
 
