@@ -31,7 +31,12 @@ import { BoundedCache } from './lru.js';
 import { type ResolvedOptions, resolveOptions, type TokenManagerOptions } from './options.js';
 import { fingerprint, safeUrl } from './redact.js';
 import { SharedStore } from './shared-store.js';
-import { abortError, postTokenRequest, type TokenEndpointOptions } from './token-endpoint.js';
+import {
+  abortError,
+  postTokenRequest,
+  type TokenEndpointOptions,
+  type TokenRequest,
+} from './token-endpoint.js';
 import { normaliseTokenResponse } from './token-response.js';
 import type { AccessToken, GetTokenOptions } from './types.js';
 import { VERSION } from './version.js';
@@ -626,13 +631,22 @@ export class TokenManager {
       request: (req) =>
         postTokenRequest(
           url,
-          req,
+          this.#withCachedToken(key, req),
           this.#endpoint,
           signal,
           { grantType: this.#grant.type, subject: key.subject, scope: key.scope },
           () => this.#struggling(key),
         ),
     };
+  }
+
+  /**
+   * The request, with the key's cached access token among its secrets: a provider may quote the token
+   * being replaced in its error text (a refresh, a forced renewal), and no error keyfob builds shows it.
+   */
+  #withCachedToken(key: CacheKey, req: TokenRequest): TokenRequest {
+    const current = this.#l1.peek(key.key)?.token.accessToken;
+    return current === undefined ? req : { ...req, secrets: [...req.secrets, current] };
   }
 
   #normalise(raw: Record<string, unknown>, requestedAt: number, previousRefreshToken?: string): AccessToken {

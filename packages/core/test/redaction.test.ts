@@ -261,6 +261,43 @@ describe('a token response echoing a request secret, through the manager', () =>
   });
 });
 
+describe('a token endpoint quoting the cached access token it is asked to replace', () => {
+  it('a forced renewal refused with the current token in error_description: no error, log line or event shows it', async () => {
+    const cached = 'at-cached-0123456789abcdef';
+    const server = await endpoint([
+      { body: { access_token: cached, token_type: 'Bearer', expires_in: 3600 } },
+      {
+        status: 400,
+        body: { error: 'invalid_request', error_description: `token ${cached} is still active` },
+      },
+    ]);
+    const { lines, logger } = capture();
+    const m = new TokenManager({
+      tokenUrl: `${server.url}/token`,
+      grant: clientCredentials({ clientId: 'c', clientSecret: SECRET }),
+      retries: 0,
+      logger,
+    });
+    cleanup.push(() => m.close());
+    const events: unknown[] = [];
+    m.on('tokenFailed', (e) => events.push(e));
+    m.on('refreshFailed', (e) => events.push(e));
+    expect((await m.getToken()).accessToken).toBe(cached);
+    const err = await rejection(m.getToken({ forceRefresh: true }));
+    expect(String(err)).toContain('is still active');
+    expect(String(err)).toContain(REDACTED);
+    for (const t of [
+      String(err),
+      JSON.stringify(err),
+      inspect(err, { depth: 6 }),
+      ...lines,
+      inspect(events, { depth: 6 }),
+    ]) {
+      expect(t).not.toContain(cached);
+    }
+  });
+});
+
 describe('redact()', () => {
   it('redactSecrets(): the given secrets in every wire form, and nothing else (a report keeps its code= and fields)', () => {
     const secret = 'p@ss+w/rd=:% x';
